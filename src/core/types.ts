@@ -1,0 +1,197 @@
+import type { Hooks, Peer } from 'crossws'
+
+/**
+ * What a target resolver, `headers` and other per-connection callbacks receive.
+ *
+ * In the default mode it is the crossws `Peer`. With `upstreamFirst: true` the upstream is
+ * dialled during `upgrade`, before a peer exists, so callbacks receive a peer-like object with
+ * the same `request`, `context` and `remoteAddress`.
+ */
+export interface ProxyPeer {
+  /** The upgrade request (absolute `url`, `headers`). */
+  readonly request: Peer['request']
+  /** Per-connection context, shared between `upgrade` and the peer (`request.context`). */
+  readonly context: Record<string, unknown>
+  /** Address of the client socket, when the adapter knows it. */
+  readonly remoteAddress?: string
+}
+
+/** An upstream URL, or a function resolving it per connection (may be async). */
+export type WebSocketProxyTarget =
+  | string
+  | URL
+  | ((peer: ProxyPeer) => string | URL | Promise<string | URL>)
+
+/** Anything the `Headers` constructor accepts: object, `Headers`, or `[name, value]` pairs. */
+export type ProxyHeadersInit = Headers | Record<string, string> | Array<[string, string]>
+
+/** Minimal shape of a WebSocket constructor the proxy can dial with (WHATWG or `ws`). */
+export type WebSocketConstructor = new (
+  url: string | URL,
+  protocols?: string | string[],
+  options?: any,
+) => any
+
+/** Details passed to `onUpstreamConnect` and `onUpstreamOpen`. */
+export interface WebSocketProxyUpstream {
+  /** Resolved upstream URL. */
+  url: URL
+}
+
+/**
+ * Why a proxied connection ended, as counted in `stats().closed`:
+ * - `client`: the client closed or errored.
+ * - `upstream`: the upstream closed.
+ * - `upstream-error`: the upstream failed (refused, non-101 answer, reset).
+ * - `connect-timeout`: the upstream did not open within `connectTimeout`.
+ * - `setup-failed`: the resolver, `headers`, a callback or the constructor threw.
+ * - `buffer-limit`: pre-open buffering passed `maxBufferSize` (1009).
+ * - `backpressure-limit`: a side that cannot be paused passed `maxBufferedAmount`.
+ * - `client-idle`: no client frame within `clientIdleTimeout` (1001).
+ * - `client-heartbeat` / `upstream-heartbeat`: a leg did not answer pings in time.
+ * - `shutdown`: `closeAll()` was called.
+ */
+export type WebSocketProxyCloseCause =
+  | 'client'
+  | 'upstream'
+  | 'upstream-error'
+  | 'connect-timeout'
+  | 'setup-failed'
+  | 'buffer-limit'
+  | 'backpressure-limit'
+  | 'client-idle'
+  | 'client-heartbeat'
+  | 'upstream-heartbeat'
+  | 'shutdown'
+
+/** Details passed to `onUpstreamClose`. */
+export interface WebSocketProxyCloseDetails extends WebSocketProxyUpstream {
+  /** Which side ended the connection: the client, the upstream, or the proxy itself. */
+  source: 'client' | 'upstream' | 'proxy'
+  /** Finer-grained cause, as counted in `stats()`. */
+  cause: WebSocketProxyCloseCause
+  /** Close code received (client/upstream) or sent by the proxy. Unset after an error. */
+  code?: number
+  /** Close reason accompanying `code`. */
+  reason?: string
+  /** The error that ended the connection, if any. */
+  error?: unknown
+}
+
+/** Options of {@link createWebSocketProxy}. */
+export interface WebSocketProxyOptions {
+  /**
+   * Upstream URL (`ws://`, `wss://`, or `ws+unix:` with the `ws` constructor), or a resolver
+   * called per connection (may be async; `connectTimeout` covers it).
+   *
+   * **SSRF risk**: a resolver is a trust boundary. Never build the URL from client-controlled
+   * input (path, query, headers) without checking it against hosts you control.
+   */
+  target: WebSocketProxyTarget
+  /**
+   * Forward the client's `sec-websocket-protocol` offer upstream and answer the client with one
+   * protocol (the first valid offer, or the upstream's choice with `upstreamFirst`). Tokens that
+   * are not RFC 7230 tokens are dropped.
+   * @default true
+   */
+  forwardProtocol?: boolean
+  /**
+   * Extra headers for the upstream handshake (object, `Headers`, pairs, or a per-connection
+   * function). Honoured by constructors taking a third options argument (`ws`, undici); the
+   * WHATWG global `WebSocket` ignores them.
+   */
+  headers?: ProxyHeadersInit | ((peer: ProxyPeer) => ProxyHeadersInit | undefined | void)
+  /**
+   * Bytes buffered per client while the upstream is connecting; text counts 3 bytes per UTF-16
+   * unit (UTF-8 worst case). Past it the client is closed with 1009. `0` disables the limit.
+   * @default 1048576
+   */
+  maxBufferSize?: number
+  /**
+   * Milliseconds for resolving the target and completing the upstream handshake; past it the
+   * client is closed with 1011 (or answered 504 with `upstreamFirst`). `0` disables it.
+   * @default 10000
+   */
+  connectTimeout?: number
+  /**
+   * Milliseconds without any frame from the client after which both sides are closed (1001).
+   * Only for protocols where clients send periodically. `0` disables it.
+   * @default 0
+   */
+  clientIdleTimeout?: number
+  /**
+   * Constructor used to dial the upstream. Defaults to `globalThis.WebSocket`; on Node 20 pass
+   * `WebSocket` from the `ws` package (which also honours `headers` and `ws+unix:`).
+   */
+  WebSocket?: WebSocketConstructor
+  /**
+   * Extra options for the constructor's third argument (`ws`: `perMessageDeflate`, `agent`,
+   * `createConnection`, ...). A `headers` key here is overridden by the `headers` option.
+   */
+  webSocketOptions?: Record<string, unknown> | ((peer: ProxyPeer) => Record<string, unknown> | undefined | void)
+  /**
+   * Dial the upstream during `upgrade` and accept the client only once it has opened: the
+   * client sees the upstream's refusal as an HTTP status (401/403/404 passed through, 502 when
+   * unreachable, 504 on timeout) and gets the subprotocol the upstream chose. Costs the
+   * upstream's handshake time on every client handshake.
+   * @default false
+   */
+  upstreamFirst?: boolean
+  /**
+   * Bytes queued toward one side above which the proxy stops reading from the other side.
+   * @default 1048576
+   */
+  highWaterMark?: number
+  /**
+   * Bytes queued toward a paused side's peer below which reading resumes.
+   * @default 262144
+   */
+  lowWaterMark?: number
+  /**
+   * Hard cap of bytes queued toward one side. Past it the connection is closed with 1008
+   * (toward the client) because the other side cannot be paused or kept sending. `0` disables it.
+   * @default 16777216
+   */
+  maxBufferedAmount?: number
+  /**
+   * Milliseconds between WebSocket pings on each leg (raw `ws` sockets only). `0` disables.
+   * @default 30000
+   */
+  heartbeatInterval?: number
+  /**
+   * Milliseconds a leg has to answer a ping (any frame counts) before it is considered dead.
+   * @default 10000
+   */
+  heartbeatTimeout?: number
+  /** Called once the target is resolved, right before dialling. Throwing closes with 1011. */
+  onUpstreamConnect?: (peer: ProxyPeer, upstream: WebSocketProxyUpstream) => void
+  /** Called when the upstream handshake completed and buffered frames were flushed. */
+  onUpstreamOpen?: (peer: ProxyPeer, upstream: WebSocketProxyUpstream) => void
+  /** Called exactly once per `onUpstreamConnect`, with which side ended the connection. */
+  onUpstreamClose?: (peer: ProxyPeer, details: WebSocketProxyCloseDetails) => void
+}
+
+/** Counters of one proxy instance, read with `proxy.stats()`. */
+export interface WebSocketProxyStats {
+  /** Connections open right now (from client open until both sides are released). */
+  open: number
+  /** Connections accepted since creation. */
+  opened: number
+  /** Connections ended since creation, by cause. */
+  closed: Record<WebSocketProxyCloseCause, number>
+  /** Messages relayed client → upstream and upstream → client. */
+  messages: { toUpstream: number, toClient: number }
+  /** Payload bytes relayed each way (text from a WHATWG upstream counts UTF-16 units). */
+  bytes: { toUpstream: number, toClient: number }
+}
+
+/** The hooks returned by {@link createWebSocketProxy}, plus control of its connections. */
+export interface WebSocketProxy extends Required<Pick<Hooks, 'upgrade' | 'open' | 'message' | 'close' | 'error'>> {
+  /** A snapshot of this proxy's counters. */
+  stats: () => WebSocketProxyStats
+  /**
+   * Close every connection of this proxy: clients get `code` (1001 Going Away), upstreams are
+   * closed too. Resolves once all sockets are closed, or after `timeout` ms (then terminated).
+   */
+  closeAll: (code?: number, reason?: string, timeout?: number) => Promise<void>
+}
