@@ -1,0 +1,191 @@
+import type { Peer } from 'crossws'
+import type { ProxyRuntime } from './connection'
+import type { ProxyPeer, WebSocketProxy, WebSocketProxyOptions } from './types'
+import { ProxyConnection } from './connection'
+import { HeartbeatSweep } from './heartbeat'
+import { getLegacyNodeRequest, getUpgradeRemoteAddress } from './node-socket'
+import { resolveOptions } from './options'
+import { parseProtocolOffer } from './protocols'
+import { createCounters, snapshotCounters } from './stats'
+
+/** Where a connection is found from its peer: a property, not a map lookup per message. */
+const kConnection = Symbol.for('nitro-ws-proxy.connection')
+/** Context keys handing state from `upgrade` to `open`. */
+const kPending = Symbol.for('nitro-ws-proxy.pending')
+const kOffer = Symbol.for('nitro-ws-proxy.offer')
+
+type PeerWithConnection = Peer & { [kConnection]?: ProxyConnection }
+type UpgradeResult = Response | { headers?: Record<string, string>, context?: Record<PropertyKey, unknown> } | undefined
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  410: 'Gone',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+}
+
+/**
+ * Create crossws hooks that relay every client to its own upstream WebSocket connection.
+ *
+ * Text stays text and binary stays binary in both directions (also on crossws 0.3, whose Node
+ * adapter loses the flag), client frames sent before the upstream opens are buffered and
+ * flushed in order, close codes and reasons are carried across, and a failing upstream closes
+ * only its own client. The returned object also has `stats()` and `closeAll()`.
+ *
+ * **Open relay**: these hooks accept everyone. Wrap `upgrade` to authenticate (see example).
+ *
+ * @example
+ * ```ts
+ * import { createWebSocketProxy } from 'nitro-ws-proxy'
+ * import { WebSocket } from 'ws' // Node 20 has no global WebSocket
+ *
+ * const proxy = createWebSocketProxy({ target: 'ws://127.0.0.1:4000/chat', WebSocket })
+ * const hooks = {
+ *   ...proxy,
+ *   async upgrade(request) {
+ *     if (!(await isAllowed(request))) return new Response('Unauthorized', { status: 401 })
+ *     return proxy.upgrade(request)
+ *   },
+ * }
+ * ```
+ */
+export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | WebSocketProxyOptions): WebSocketProxy {
+  const o = resolveOptions(target)
+  const connections = new Set<ProxyConnection>()
+  const heartbeat = new HeartbeatSweep(connections, o.heartbeatInterval, o.heartbeatTimeout)
+  const rt: ProxyRuntime = {
+    o,
+    counters: createCounters(),
+    connections,
+    onConnectionStart: () => heartbeat.ensure(),
+  }
+
+  /** Accept the client, answering with exactly one subprotocol (or none). */
+  function accept(request: Request, protocol: string | undefined, context?: Record<PropertyKey, unknown>): UpgradeResult {
+    const legacy = getLegacyNodeRequest(request)
+    if (legacy) {
+      // crossws 0.3's Node adapter lets `ws` echo the first offered token: leave exactly ours
+      // there instead of adding a second header that clients reject.
+      if (protocol) legacy.headers['sec-websocket-protocol'] = protocol
+      else delete legacy.headers['sec-websocket-protocol']
+    }
+    const headers = protocol && !legacy ? { 'sec-websocket-protocol': protocol } : undefined
+    if (!headers && !context) return undefined
+    // crossws 0.4 hands `context` from the result to the peer; 0.3 uses `request.context`.
+    return { headers, context }
+  }
+
+  async function upgradeFirst(request: Request, offer: string[] | undefined): Promise<UpgradeResult> {
+    const context = ((request as { context?: Record<PropertyKey, unknown> }).context ?? {}) as Record<PropertyKey, unknown>
+    const pp: ProxyPeer = { request, context: context as Record<string, unknown>, remoteAddress: getUpgradeRemoteAddress(request) }
+    const connection = new ProxyConnection(rt, pp, offer)
+    const status = await connection.connectFirst()
+    if (status !== undefined) {
+      return new Response(STATUS_TEXT[status] ?? 'Bad Gateway', { status })
+    }
+    connection.expectAdoption(o.connectTimeout || 10_000)
+    context[kPending] = connection
+    if (!o.forwardProtocol) return { context: { [kPending]: connection } }
+    return accept(request, connection.up.protocol || undefined, { [kPending]: connection })
+  }
+
+  function upgrade(request: Request): UpgradeResult | Promise<UpgradeResult> {
+    try {
+      const offer = o.forwardProtocol ? parseProtocolOffer(request.headers.get('sec-websocket-protocol')) : undefined
+      if (offer && getLegacyNodeRequest(request)) {
+        // The header is rewritten below; `open` needs the client's whole offer.
+        const context = (request as { context?: Record<PropertyKey, unknown> }).context
+        if (context) context[kOffer] = offer
+      }
+      if (o.upstreamFirst) {
+        return upgradeFirst(request, offer).catch(() => new Response('Bad Gateway', { status: 502 }))
+      }
+      return o.forwardProtocol ? accept(request, offer![0]) : undefined
+    }
+    catch {
+      // A throw here would hang the client on crossws 0.3: answer instead.
+      return new Response('Internal Server Error', { status: 500 })
+    }
+  }
+
+  function open(peer: PeerWithConnection): void {
+    try {
+      const context = peer.context as Record<PropertyKey, unknown>
+      const pending = context?.[kPending] as ProxyConnection | undefined
+      if (pending) {
+        context[kPending] = undefined
+        peer[kConnection] = pending
+        pending.adopt(peer)
+        return
+      }
+      const offer = o.forwardProtocol
+        ? (context?.[kOffer] as string[] | undefined) ?? parseProtocolOffer(peer.request?.headers.get('sec-websocket-protocol'))
+        : undefined
+      const connection = new ProxyConnection(rt, peer as unknown as ProxyPeer, offer)
+      peer[kConnection] = connection
+      connection.start(peer)
+    }
+    catch (error) {
+      console.error('[nitro-ws-proxy] failed to open a proxied connection:', error)
+      try { peer.close(1011, 'Proxy error') }
+      catch {}
+    }
+  }
+
+  return {
+    upgrade: upgrade as unknown as WebSocketProxy['upgrade'],
+    open,
+    message(peer: PeerWithConnection, message) {
+      const connection = peer[kConnection]
+      // On Node the raw socket's own `message` event is relayed instead (it keeps the type).
+      if (connection === undefined || connection.client !== undefined) return
+      const raw = message.rawData
+      if (typeof raw === 'string') connection.fromClient(raw, false)
+      else connection.fromClient(raw instanceof Uint8Array || raw instanceof ArrayBuffer ? raw : message.uint8Array(), true)
+    },
+    close(peer: PeerWithConnection, details) {
+      peer[kConnection]?.clientClosed(details?.code, details?.reason)
+    },
+    error(peer: PeerWithConnection, error) {
+      peer[kConnection]?.clientFailed(error)
+    },
+    stats: () => snapshotCounters(rt.counters),
+    closeAll: (code = 1001, reason = 'Going Away', timeout = 5000) => closeAll(rt, code, reason, timeout),
+  }
+}
+
+async function closeAll(rt: ProxyRuntime, code: number, reason: string, timeout: number): Promise<void> {
+  const sockets: Array<{ readyState: number, terminate?: () => void, close: () => void }> = []
+  for (const connection of [...rt.connections]) {
+    if (connection.client) sockets.push(connection.client)
+    if (connection.up) sockets.push(connection.up)
+    connection.end('shutdown', {
+      source: 'proxy',
+      clientCode: code,
+      clientReason: reason,
+      upstreamCode: rt.o.whatwg ? 1000 : 1001,
+      upstreamReason: 'Going Away',
+      code,
+      reason,
+      status: 503,
+    })
+  }
+  const deadline = Date.now() + timeout
+  while (sockets.some(s => s.readyState !== 3) && Date.now() < deadline) {
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  for (const socket of sockets) {
+    if (socket.readyState === 3) continue
+    try {
+      if (socket.terminate) socket.terminate()
+      else socket.close()
+    }
+    catch {}
+  }
+}

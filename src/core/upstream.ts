@@ -1,0 +1,68 @@
+import type { ResolvedProxyOptions } from './options'
+import type { ProxyHeadersInit, ProxyPeer } from './types'
+
+/** Handlers a connection gives to its upstream socket. */
+export interface UpstreamHandlers {
+  open: () => void
+  message: (data: any, isBinary: boolean) => void
+  close: (code: number, reason: string) => void
+  error: (error: unknown) => void
+  pong: () => void
+  /** `ws` only: the upstream answered the handshake with a non-101 HTTP status. */
+  unexpectedResponse?: (status: number) => void
+}
+
+/** `ws` send options, allocated once: the per-message path reuses them. */
+export const SEND_BINARY = Object.freeze({ binary: true })
+export const SEND_TEXT = Object.freeze({ binary: false })
+
+function toHeaderRecord(init: ProxyHeadersInit): Record<string, string> {
+  // `ws` spreads `headers` as a plain object: a `Headers` instance or pairs would vanish.
+  const record: Record<string, string> = {}
+  for (const [name, value] of new Headers(init)) record[name] = value
+  return record
+}
+
+/** The constructor's third argument: `webSocketOptions` with `headers` applied on top. */
+export function buildConstructorOptions(o: ResolvedProxyOptions, peer: ProxyPeer): Record<string, unknown> | undefined {
+  const extra = typeof o.webSocketOptions === 'function' ? o.webSocketOptions(peer) : o.webSocketOptions
+  const headers = typeof o.headers === 'function' ? o.headers(peer) : o.headers
+  if (!extra && !headers) return undefined
+  const merged: Record<string, unknown> = { ...extra }
+  if (headers) merged.headers = toHeaderRecord(headers)
+  return merged
+}
+
+/** Dial the upstream and attach every listener at once, so no early frame or error is missed. */
+export function dialUpstream(
+  o: ResolvedProxyOptions,
+  url: URL,
+  protocols: string[] | undefined,
+  ctorOptions: Record<string, unknown> | undefined,
+  handlers: UpstreamHandlers,
+): any {
+  const Ctor = o.WebSocket
+  const up = ctorOptions ? new Ctor(url, protocols, ctorOptions) : new Ctor(url, protocols)
+  if (o.whatwg) {
+    up.binaryType = 'arraybuffer'
+    up.addEventListener('open', handlers.open)
+    up.addEventListener('message', (event: MessageEvent) => handlers.message(event.data, typeof event.data !== 'string'))
+    up.addEventListener('close', (event: CloseEvent) => handlers.close(event.code, event.reason))
+    up.addEventListener('error', (event: Event & { error?: unknown }) => handlers.error(event.error ?? event))
+    return up
+  }
+  up.on('open', handlers.open)
+  up.on('message', handlers.message)
+  up.on('close', (code: number, reason: Buffer) => handlers.close(code, reason.toString()))
+  up.on('error', handlers.error)
+  up.on('pong', handlers.pong)
+  if (handlers.unexpectedResponse) {
+    const onStatus = handlers.unexpectedResponse
+    up.on('unexpected-response', (_req: unknown, res: { statusCode?: number }) => {
+      onStatus(res.statusCode ?? 502)
+      // With a listener here `ws` does not fail the handshake itself: abort it, so `error` follows.
+      up.terminate()
+    })
+  }
+  return up
+}

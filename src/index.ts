@@ -1,0 +1,18 @@
+/**
+ * nitro-ws-proxy core: crossws hooks that relay WebSocket clients to upstream servers.
+ * Runtime-only: importing this entry pulls in no Nitro, Nuxt or h3 code.
+ * @module
+ */
+export { createWebSocketProxy } from './core/proxy'
+export type {
+  ProxyHeadersInit,
+  ProxyPeer,
+  WebSocketConstructor,
+  WebSocketProxy,
+  WebSocketProxyCloseCause,
+  WebSocketProxyCloseDetails,
+  WebSocketProxyOptions,
+  WebSocketProxyStats,
+  WebSocketProxyTarget,
+  WebSocketProxyUpstream,
+} from './core/types'
