@@ -1,0 +1,76 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { createWebSocketProxy } from '../../src/index'
+import { cleanup, CROSSWS_LINES, ctorOption, rawUpgrade, refusedUrl, sleep, startHangingUpstream, startProxy, startUpstream, usesWsCtor, waitFor, wsConnect } from '../helpers'
+
+describe.each(CROSSWS_LINES)('upstream-first handshake on crossws %s', (line) => {
+  afterEach(() => cleanup())
+
+  it.runIf(usesWsCtor).each([401, 403, 404])('an upstream %i reaches the client as that HTTP status', async (status) => {
+    const upstream = await startUpstream({ reject: status })
+    const proxy = createWebSocketProxy({ target: upstream.url, ...ctorOption(), upstreamFirst: true })
+    const server = await startProxy(proxy, { crossws: line })
+    const res = await rawUpgrade(server.url)
+    expect(res.status).toBe(status)
+    expect(upstream.handshakes.length).toBe(1)
+    expect(proxy.stats().open).toBe(0)
+  })
+
+  it('an unreachable upstream is a 502 and a silent one a 504', async () => {
+    const proxy = createWebSocketProxy({ target: await refusedUrl(), ...ctorOption(), upstreamFirst: true })
+    const server = await startProxy(proxy, { crossws: line })
+    expect((await rawUpgrade(server.url)).status).toBe(502)
+
+    const hanging = await startHangingUpstream()
+    const slow = createWebSocketProxy({ target: hanging.url, ...ctorOption(), upstreamFirst: true, connectTimeout: 150 })
+    const slowServer = await startProxy(slow, { crossws: line })
+    const started = Date.now()
+    expect((await rawUpgrade(slowServer.url)).status).toBe(504)
+    expect(Date.now() - started).toBeLessThan(1500)
+    await waitFor(() => hanging.sockets === 0, { label: 'hanging upstream socket released' })
+  })
+
+  it('the client gets the subprotocol the upstream chose, in exactly one header', async () => {
+    const upstream = await startUpstream({ handleProtocols: protocols => protocols.has('v2') ? 'v2' : false })
+    const proxy = createWebSocketProxy({ target: upstream.url, ...ctorOption(), upstreamFirst: true })
+    const server = await startProxy(proxy, { crossws: line })
+    const res = await rawUpgrade(server.url, { 'sec-websocket-protocol': 'v1, v2' })
+    expect(res.status).toBe(101)
+    expect(res.header('sec-websocket-protocol')).toEqual(['v2'])
+    res.close()
+    const client = await wsConnect(server.url, { protocols: ['v1', 'v2'] })
+    expect(client.protocol).toBe('v2')
+    client.send('ping')
+    expect((await client.next()).text).toBe('ping')
+  })
+
+  it('messages the upstream sends right after its handshake are not lost', async () => {
+    const upstream = await startUpstream({
+      onConnection: (ws) => {
+        for (let i = 0; i < 5; i++) ws.send(`hello-${i}`)
+        ws.send(Buffer.from([1, 2, 3]), { binary: true })
+      },
+    })
+    const proxy = createWebSocketProxy({ target: upstream.url, ...ctorOption(), upstreamFirst: true })
+    const server = await startProxy(proxy, { crossws: line })
+    const client = await wsConnect(server.url)
+    for (let i = 0; i < 5; i++) {
+      const message = await client.next()
+      expect([message.text, message.isBinary]).toEqual([`hello-${i}`, false])
+    }
+    const binary = await client.next()
+    expect([[...binary.data], binary.isBinary]).toEqual([[1, 2, 3], true])
+    client.send('after')
+    expect((await client.next()).text).toBe('after')
+  })
+
+  it('an accepted client whose handshake never completes leaves no upstream behind', async () => {
+    const upstream = await startUpstream()
+    const proxy = createWebSocketProxy({ target: upstream.url, ...ctorOption(), upstreamFirst: true, connectTimeout: 200 })
+    const server = await startProxy(proxy, { crossws: line })
+    // Many clients at once, dropped right after sending the request.
+    const res = await Promise.all(Array.from({ length: 5 }, () => rawUpgrade(server.url)))
+    for (const r of res) r.socket.destroy()
+    await sleep(50)
+    await waitFor(() => upstream.connections === 0 && proxy.stats().open === 0, { timeout: 2000, label: 'all released', describe: () => proxy.stats() })
+  })
+})
