@@ -46,7 +46,10 @@ function byteSize(data: any): number {
 }
 
 function asText(data: any): string {
-  return typeof data === 'string' ? data : Buffer.from(data).toString('utf8')
+  if (typeof data === 'string') return data
+  // A view over the same memory (no copy) for ArrayBuffer and Uint8Array alike.
+  const bytes = data instanceof ArrayBuffer ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  return bytes.toString('utf8')
 }
 
 /**
@@ -538,12 +541,17 @@ export class ProxyConnection {
         else up.terminate()
       }
       else if (up.readyState === OPEN) {
-        const code = ending.upstreamCode
+        // WHATWG constructors throw on codes other than 1000 and 3000-4999.
+        const code = this.rt.o.whatwg ? toUpstreamCloseCode(ending.upstreamCode, true) : ending.upstreamCode
         if (code === undefined) up.close()
         else up.close(code, truncateReason(ending.upstreamReason))
       }
     }
-    catch {}
+    catch {
+      // Never leave an upstream open because a close argument was refused.
+      try { this.rt.o.whatwg ? up.close() : up.terminate() }
+      catch {}
+    }
   }
 
   /** Paused sockets must read again, or their close handshakes could never complete. */

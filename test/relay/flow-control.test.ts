@@ -63,7 +63,7 @@ describe.each(CROSSWS_LINES)('flow control on crossws %s', (line) => {
     expect(client.isOpen).toBe(true)
   })
 
-  it.runIf(usesWsCtor)('an upstream that stops reading pauses the client instead of buffering it', async () => {
+  it('an upstream that stops reading pauses the client instead of buffering it', async () => {
     const upstream = await startUpstream({
       onConnection: (ws) => { (ws as unknown as { _socket: { pause: () => void } })._socket.pause() },
     })
@@ -78,6 +78,25 @@ describe.each(CROSSWS_LINES)('flow control on crossws %s', (line) => {
     expect(proxy.stats().bytes.toUpstream).toBeLessThan(24 * 1024 * 1024)
     expect(pusher.sent() * CHUNK).toBeLessThan(48 * 1024 * 1024)
     expect(client.isOpen).toBe(true)
+  })
+
+  it.runIf(!usesWsCtor)('a WHATWG upstream cannot be paused: a client that stops reading is closed at the hard cap', async () => {
+    const closes: Array<{ cause: string, code?: number }> = []
+    const upstream = await startUpstream({ onConnection: (ws) => { pushFrames(ws, { ms: 3000 }) } })
+    const proxy = createWebSocketProxy({
+      target: upstream.url,
+      ...ctorOption(),
+      maxBufferedAmount: 2 * 1024 * 1024,
+      onUpstreamClose: (_peer, details) => { closes.push({ cause: details.cause, code: details.code }) },
+    })
+    const server = await startProxy(proxy, { crossws: line })
+    const client = await wsConnect(server.url)
+    ;(client.ws as unknown as { _socket: { pause: () => void } })._socket.pause()
+    await waitFor(() => closes.length === 1, { timeout: 5000, label: 'hard cap close', describe: () => proxy.stats() })
+    expect(closes[0]).toEqual({ cause: 'backpressure-limit', code: 1008 })
+    // Bounded: what was relayed is about the cap plus what the kernel buffers took, not everything.
+    expect(proxy.stats().bytes.toClient).toBeLessThan(24 * 1024 * 1024)
+    await waitFor(() => upstream.connections === 0, { label: 'upstream closed' })
   })
 
   it('a side that cannot be paused is closed at the hard cap with 1008', async () => {

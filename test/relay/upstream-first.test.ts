@@ -15,6 +15,14 @@ describe.each(CROSSWS_LINES)('upstream-first handshake on crossws %s', (line) =>
     expect(proxy.stats().open).toBe(0)
   })
 
+  it.runIf(!usesWsCtor)('a WHATWG constructor does not expose the refusal status: 502', async () => {
+    const upstream = await startUpstream({ reject: 403 })
+    const proxy = createWebSocketProxy({ target: upstream.url, ...ctorOption(), upstreamFirst: true })
+    const server = await startProxy(proxy, { crossws: line })
+    expect((await rawUpgrade(server.url)).status).toBe(502)
+    expect(upstream.handshakes.length).toBe(1)
+  })
+
   it('an unreachable upstream is a 502 and a silent one a 504', async () => {
     const proxy = createWebSocketProxy({ target: await refusedUrl(), ...ctorOption(), upstreamFirst: true })
     const server = await startProxy(proxy, { crossws: line })
