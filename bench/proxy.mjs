@@ -1,0 +1,79 @@
+// The proxy under test, alone in its process (forked by run.mjs with --expose-gc).
+//   node bench/proxy.mjs <target> <upstream ws:// url>
+// Targets:
+//   pipe       httpxy's ProxyServer.ws: a raw TCP pipe after the upgrade (Nitro's dev proxy)
+//   crossws04  crossws 0.4.17 createWebSocketProxy on the crossws 0.4 node adapter
+//   ours-0.3   nitro-ws-proxy (dist/index.mjs) on the crossws 0.3.5 node adapter (Nitro v2)
+//   ours-0.4   nitro-ws-proxy (dist/index.mjs) on the crossws 0.4.17 node adapter
+// BENCH_OURS_MODULE=<absolute path> replaces ../dist/index.mjs (to compare builds).
+// Reports { type: 'ready', port } over IPC; answers { cmd: 'usage', id, gc } with its own
+// process.cpuUsage(), memoryUsage() and, for ours, proxy.stats().
+import { createServer } from 'node:http'
+import { WebSocket } from 'ws'
+
+const [target, upstreamUrl] = process.argv.slice(2)
+const server = createServer((req, res) => {
+  res.writeHead(404).end()
+})
+let stats
+
+async function setup() {
+  switch (target) {
+    case 'pipe': {
+      const { createProxyServer } = await import('httpxy')
+      const proxy = createProxyServer({})
+      proxy.on('error', () => {})
+      const httpTarget = upstreamUrl.replace(/^ws/, 'http')
+      server.on('upgrade', (req, socket, head) => {
+        proxy.ws(req, socket, { target: httpTarget, xfwd: true }, head).catch(() => {})
+      })
+      return
+    }
+    case 'crossws04': {
+      const { default: crossws } = await import('crossws04/adapters/node')
+      const { createWebSocketProxy } = await import('crossws04')
+      mount(crossws({ hooks: createWebSocketProxy({ target: upstreamUrl, WebSocket }) }))
+      return
+    }
+    case 'ours-0.3':
+    case 'ours-0.4': {
+      const { default: crossws } = await import(target === 'ours-0.3' ? 'crossws/adapters/node' : 'crossws04/adapters/node')
+      const { createWebSocketProxy } = await import(process.env.BENCH_OURS_MODULE || '../dist/index.mjs')
+      const hooks = createWebSocketProxy({ target: upstreamUrl, WebSocket })
+      stats = hooks.stats
+      mount(crossws({ hooks }))
+      return
+    }
+    default:
+      throw new TypeError(`[bench] Unknown proxy target "${target}".`)
+  }
+}
+
+function mount(adapter) {
+  server.on('upgrade', (req, socket, head) => {
+    Promise.resolve(adapter.handleUpgrade(req, socket, head)).catch(() => socket.destroy())
+  })
+}
+
+process.on('message', (m) => {
+  if (m?.cmd !== 'usage') return
+  if (m.gc && globalThis.gc) {
+    globalThis.gc()
+    globalThis.gc()
+  }
+  const mem = process.memoryUsage()
+  process.send({
+    id: m.id,
+    cpu: process.cpuUsage(),
+    rss: mem.rss,
+    heapUsed: mem.heapUsed,
+    external: mem.external,
+    stats: stats ? stats() : undefined,
+  })
+})
+process.on('disconnect', () => process.exit(0))
+
+await setup()
+server.listen(0, '127.0.0.1', () => {
+  process.send({ type: 'ready', port: server.address().port })
+})

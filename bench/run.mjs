@@ -1,0 +1,413 @@
+// Benchmark orchestrator: `npm run bench` (see README, "Benchmarks").
+//   node bench/run.mjs [--quick] [--reps=N] [--workloads=latency,small,large,idle,slow]
+//                      [--targets=direct,pipe,crossws04,ours-0.3,ours-0.4] [--no-write]
+// Ours is ../dist/index.mjs (`npm run bench` builds first), or BENCH_OURS_MODULE=<absolute path>.
+// Each cell (workload × target × repetition) runs in fresh processes: the upstream
+// (bench/upstream.mjs), the proxy (bench/proxy.mjs, absent for `direct`) and the load
+// generator (bench/client.mjs). Repetitions interleave the targets so that noise from the
+// shared machine spreads evenly. Prints a markdown table of medians and writes
+// bench/results/latest.{md,json}.
+import { fork } from 'node:child_process'
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const root = join(here, '..')
+const MiB = 1024 * 1024
+const SLOW_RSS_CAP = 3 * 1024 * MiB // a proxy past this is killed: the result is already clear
+
+// ---------------------------------------------------------------- options
+const args = process.argv.slice(2)
+const flag = (name) => {
+  const hit = args.find(a => a === `--${name}` || a.startsWith(`--${name}=`))
+  return hit === undefined ? undefined : (hit.includes('=') ? hit.slice(hit.indexOf('=') + 1) : true)
+}
+const quick = flag('quick') === true || process.env.BENCH_QUICK === '1'
+const reps = Number(flag('reps') ?? (quick ? 1 : 3))
+const ALL_WORKLOADS = ['latency', 'small', 'large', 'idle', 'slow']
+const ALL_TARGETS = ['direct', 'pipe', 'crossws04', 'ours-0.3', 'ours-0.4']
+const workloads = String(flag('workloads') ?? ALL_WORKLOADS.join(',')).split(',')
+let targets = String(flag('targets') ?? ALL_TARGETS.join(',')).split(',')
+for (const w of workloads) if (!ALL_WORKLOADS.includes(w)) throw new TypeError(`[bench] Unknown workload "${w}"; use ${ALL_WORKLOADS.join(', ')}.`)
+for (const t of targets) if (!ALL_TARGETS.includes(t)) throw new TypeError(`[bench] Unknown target "${t}"; use ${ALL_TARGETS.join(', ')}.`)
+if (!Number.isInteger(reps) || reps < 1 || reps > 20) throw new TypeError('[bench] --reps must be an integer from 1 to 20.')
+
+const notes = []
+const userModule = process.env.BENCH_OURS_MODULE
+const dist = userModule || join(root, 'dist/index.mjs')
+if (userModule) notes.push(`ours loaded from BENCH_OURS_MODULE=${userModule}.`)
+if (!existsSync(dist)) {
+  if (targets.some(t => t.startsWith('ours'))) notes.push('dist/index.mjs is missing (run `npm run build`): ours was skipped.')
+  targets = targets.filter(t => !t.startsWith('ours'))
+}
+else if (!userModule) {
+  if (Math.max(newestMtime(join(root, 'src/core')), statSync(join(root, 'src/index.ts')).mtimeMs) > statSync(dist).mtimeMs)
+    notes.push('dist/index.mjs is older than src/core: ours ran from a stale build (`npm run bench` builds first).')
+  // Snapshot dist/ so that a rebuild during the run (unbuild cleans dist/) cannot break it.
+  // Under node_modules/ so that bare imports still resolve to this project's packages.
+  const snapshot = join(root, `node_modules/.cache/nitro-ws-proxy-bench/dist-${process.pid}`)
+  cpSync(join(root, 'dist'), snapshot, { recursive: true })
+  process.on('exit', () => rmSync(snapshot, { recursive: true, force: true }))
+  process.env.BENCH_OURS_MODULE = join(snapshot, 'index.mjs') // inherited by bench/proxy.mjs
+}
+
+const d = quick ? 0.35 : 1 // duration scale
+const PARAMS = {
+  latency: { warmupCount: 2000, warmupMs: 300 * d, maxCount: 100_000, durationMs: 1500 * d },
+  small: { connections: 50, window: 20, size: 64, warmupMs: 500 * d, durationMs: 1500 * d, maxCount: 5_000_000 },
+  large: { connections: 8, window: 4, size: 64 * 1024, warmupMs: 500 * d, durationMs: 1500 * d, maxCount: 500_000 },
+  idle: { connections: 1000, batch: 100, warmupConnections: 20, settleMs: 500 },
+  slow: { sampleMs: quick ? 2000 : 5000 },
+}
+// `direct` has no proxy process: nothing to measure for idle and slow.
+const applies = (w, t) => !(t === 'direct' && (w === 'idle' || w === 'slow'))
+
+// ---------------------------------------------------------------- process helpers
+function newestMtime(dir) {
+  let newest = 0
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs)
+  }
+  return newest
+}
+
+function spawn(file, argv, execArgv = []) {
+  const child = fork(join(here, file), argv, { cwd: root, execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+  child.stderrTail = ''
+  child.stderr.on('data', (chunk) => {
+    child.stderrTail = (child.stderrTail + chunk).slice(-2000)
+  })
+  child.exited = new Promise(resolve => child.once('exit', resolve))
+  return child
+}
+
+function waitMessage(child, match, timeoutMs, what) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error(`${what}: timed out after ${timeoutMs} ms`)), timeoutMs)
+    const onMessage = (m) => {
+      if (match(m)) done(null, m)
+    }
+    const onExit = code => done(new Error(`${what}: process exited (${code}): ${firstError(child.stderrTail)}`))
+    function done(err, m) {
+      clearTimeout(timer)
+      child.off('message', onMessage)
+      child.off('exit', onExit)
+      err ? reject(err) : resolve(m)
+    }
+    child.on('message', onMessage)
+    child.once('exit', onExit)
+  })
+}
+
+function firstError(stderr) {
+  const lines = stderr.split('\n').map(l => l.trim()).filter(Boolean)
+  return lines.find(l => /^\w*Error\b|^\[/.test(l)) ?? lines.at(-1) ?? 'no stderr'
+}
+
+let askSeq = 0
+function ask(child, cmd, extra = {}) {
+  const id = `q${++askSeq}`
+  const reply = waitMessage(child, m => m?.id === id, 20_000, cmd)
+  child.send({ cmd, id, ...extra })
+  return reply
+}
+
+function readRss(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) * 1024 : Number.NaN
+  }
+  catch {
+    return Number.NaN
+  }
+}
+
+const sleep = ms => new Promise(r => setTimeout(r, ms))
+
+async function killAll(children) {
+  for (const c of children) {
+    if (c && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+  }
+  await Promise.all(children.filter(Boolean).map(c => c.exited))
+}
+
+// ---------------------------------------------------------------- one cell
+async function runCell(workload, target) {
+  const children = []
+  try {
+    const upstream = spawn('upstream.mjs', [workload === 'slow' ? 'push' : 'echo'])
+    children.push(upstream)
+    const { port: upPort } = await waitMessage(upstream, m => m?.type === 'ready', 10_000, 'upstream start')
+    const upstreamUrl = `ws://127.0.0.1:${upPort}/bench`
+    let proxy
+    let url = upstreamUrl
+    if (target !== 'direct') {
+      proxy = spawn('proxy.mjs', [target, upstreamUrl], ['--expose-gc'])
+      children.push(proxy)
+      const { port } = await waitMessage(proxy, m => m?.type === 'ready', 15_000, `${target} start`)
+      url = `ws://127.0.0.1:${port}/bench`
+    }
+    const client = spawn('client.mjs', [workload, url, JSON.stringify(PARAMS[workload])])
+    children.push(client)
+
+    const marks = {}
+    let samples
+    let capped = false
+    let upstreamStats
+    client.on('message', async (m) => {
+      if (m?.type !== 'mark') return
+      try {
+        if (m.sampleMs && proxy) {
+          // RSS from /proc every 100 ms: does not depend on the proxy's event loop.
+          samples = []
+          const t0 = performance.now()
+          for (let i = 0; i <= m.sampleMs / 100; i++) {
+            const rss = readRss(proxy.pid)
+            samples.push({ t: Math.round(performance.now() - t0), rss })
+            if (rss > SLOW_RSS_CAP) {
+              capped = true
+              break
+            }
+            await sleep(Math.max(0, t0 + (i + 1) * 100 - performance.now()))
+          }
+          upstreamStats = await ask(upstream, 'stats')
+        }
+        if (proxy && !capped) marks[m.name] = await ask(proxy, 'usage', { gc: !!m.gc })
+      }
+      catch (error) {
+        marks[m.name] = { error: error.message }
+      }
+      if (client.connected) client.send({ type: 'ack', id: m.id })
+    })
+    const budget = workload === 'slow' ? PARAMS.slow.sampleMs + 40_000 : 90_000
+    const result = await waitMessage(client, m => m?.type === 'result' || m?.type === 'error', budget, `${workload} client`)
+    if (result.type === 'error') throw new Error(`client: ${result.message}`)
+    return summarize(workload, result, marks, { samples, capped, upstreamStats })
+  }
+  finally {
+    await killAll(children)
+  }
+}
+
+function cpuMicros(a, b) {
+  if (!a?.cpu || !b?.cpu) return Number.NaN
+  return (b.cpu.user - a.cpu.user) + (b.cpu.system - a.cpu.system)
+}
+
+function summarize(workload, r, marks, extra) {
+  switch (workload) {
+    case 'latency':
+      return { p50: r.p50, p99: r.p99, msgPerSec: Number.NaN, cpuPerMsg: cpuMicros(marks.start, marks.end) / r.messages, messages: r.messages, stats: marks.end?.stats }
+    case 'small':
+    case 'large':
+      return { msgPerSec: r.msgPerSec, cpuPerMsg: cpuMicros(marks.start, marks.end) / r.messages, messages: r.messages, elapsedMs: r.elapsedMs, stats: marks.end?.stats }
+    case 'idle':
+      return {
+        kibPerConn: (marks.after?.rss - marks.before?.rss) / 1024 / r.connections,
+        heapKibPerConn: (marks.after?.heapUsed - marks.before?.heapUsed) / 1024 / r.connections,
+        rssBefore: marks.before?.rss,
+        rssAfter: marks.after?.rss,
+        connections: r.connections,
+      }
+    case 'slow': {
+      const s = extra.samples ?? []
+      const at = t => s.reduce((best, x) => Math.abs(x.t - t) < Math.abs(best.t - t) ? x : best, s[0] ?? { rss: Number.NaN }).rss
+      const last = s.at(-1)
+      return {
+        peakMiB: Math.max(...s.map(x => x.rss)) / MiB,
+        startMiB: (s[0]?.rss ?? Number.NaN) / MiB,
+        at1sMiB: at(1000) / MiB,
+        lastMiB: (last?.rss ?? Number.NaN) / MiB,
+        lastT: last?.t,
+        growth: (last?.rss ?? Number.NaN) / at(1000),
+        capped: extra.capped,
+        upstreamSentMiB: extra.upstreamStats ? extra.upstreamStats.sentBytes / MiB : Number.NaN,
+        curveMiB: s.filter((_, i) => i % 5 === 0).map(x => Math.round(x.rss / MiB)),
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- run
+const startedAt = new Date()
+const loadBefore = os.loadavg()
+const raw = {} // raw[workload][target] = [cell results]
+console.log(`nitro-ws-proxy bench: ${reps} repetition(s)${quick ? ' (quick)' : ''}, Node ${process.version}, targets ${targets.join(', ')}`)
+for (const note of notes) console.log(`note: ${note}`)
+for (const workload of workloads) {
+  raw[workload] = {}
+  for (let rep = 0; rep < reps; rep++) {
+    for (const target of targets) {
+      if (!applies(workload, target)) continue
+      const list = (raw[workload][target] ??= [])
+      const t0 = performance.now()
+      let res
+      try {
+        res = await runCell(workload, target)
+      }
+      catch (error) {
+        res = { error: error.message }
+      }
+      list.push(res)
+      const secs = ((performance.now() - t0) / 1000).toFixed(1)
+      console.log(`  ${workload.padEnd(7)} rep ${rep + 1}/${reps} ${target.padEnd(9)} ${secs}s  ${brief(workload, res)}`)
+    }
+  }
+}
+const loadAfter = os.loadavg()
+const elapsed = (Date.now() - startedAt.getTime()) / 1000
+
+function brief(w, r) {
+  if (r.error) return `ERROR ${r.error}`
+  switch (w) {
+    case 'latency': return `p50 ${r.p50.toFixed(0)} µs, cpu ${fmt(r.cpuPerMsg, 1)} µs/msg`
+    case 'small':
+    case 'large': return `${Math.round(r.msgPerSec)} msg/s, cpu ${fmt(r.cpuPerMsg, 1)} µs/msg`
+    case 'idle': return `${fmt(r.kibPerConn, 1)} KiB/conn`
+    case 'slow': return `peak ${fmt(r.peakMiB, 0)} MiB, last/1s ${fmt(r.growth, 2)}, upstream pushed ${fmt(r.upstreamSentMiB, 0)} MiB${r.capped ? ' (capped, killed)' : ''}`
+  }
+}
+
+// ---------------------------------------------------------------- aggregate
+function median(xs) {
+  const v = xs.filter(x => Number.isFinite(x)).sort((a, b) => a - b)
+  if (v.length === 0) return Number.NaN
+  const m = v.length >> 1
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2
+}
+const med = (w, t, key) => median((raw[w]?.[t] ?? []).filter(r => !r.error).map(r => r[key]))
+const spread = (w, t, key) => {
+  const v = (raw[w]?.[t] ?? []).filter(r => !r.error).map(r => r[key]).filter(Number.isFinite)
+  const m = median(v)
+  if (v.length < 2 || !m) return ''
+  return ` ±${Math.round(Math.max(...v.map(x => Math.abs(x - m))) / m * 100)}%`
+}
+function fmt(x, digits = 1) {
+  if (!Number.isFinite(x)) return '—'
+  return x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+}
+const fmtK = x => Number.isFinite(x) ? `${fmt(x / 1000, 1)}k` : '—'
+const ratio = (a, b) => Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : Number.NaN
+const fmtRatio = x => Number.isFinite(x) ? `${fmt(x, 2)}×` : '—'
+
+const summary = {}
+for (const t of targets) {
+  summary[t] = {
+    latencyP50: med('latency', t, 'p50'),
+    latencyP99: med('latency', t, 'p99'),
+    latencyCpu: med('latency', t, 'cpuPerMsg'),
+    smallRate: med('small', t, 'msgPerSec'),
+    smallCpu: med('small', t, 'cpuPerMsg'),
+    largeRate: med('large', t, 'msgPerSec'),
+    largeCpu: med('large', t, 'cpuPerMsg'),
+    idleKib: med('idle', t, 'kibPerConn'),
+    slowPeak: med('slow', t, 'peakMiB'),
+    slowGrowth: med('slow', t, 'growth'),
+    slowPushed: med('slow', t, 'upstreamSentMiB'),
+    slowCapped: (raw.slow?.[t] ?? []).some(r => r.capped),
+  }
+}
+
+const LABEL = {
+  'direct': 'direct (no proxy, the limit)',
+  'pipe': 'raw TCP pipe (httpxy 0.5)',
+  'crossws04': 'crossws 0.4.17 proxy (0.4 adapter)',
+  'ours-0.3': 'ours on crossws 0.3.5',
+  'ours-0.4': 'ours on crossws 0.4.17',
+}
+const has = w => workloads.includes(w)
+const lines = []
+const row = cells => lines.push(`| ${cells.join(' | ')} |`)
+
+const cols = [['target', () => null]]
+if (has('latency')) cols.push(['RTT p50 / p99 µs', (s, t) => `${fmt(s.latencyP50, 0)} / ${fmt(s.latencyP99, 0)}${spread('latency', t, 'p50')}`], ['CPU µs/msg (1 conn)', (s, t) => fmt(s.latencyCpu) + spread('latency', t, 'cpuPerMsg')])
+if (has('small')) cols.push(['64 B msg/s', (s, t) => fmtK(s.smallRate) + spread('small', t, 'msgPerSec')], ['**CPU µs/64 B msg**', (s, t) => fmt(s.smallCpu) + spread('small', t, 'cpuPerMsg')])
+if (has('large')) cols.push(['64 KiB msg/s (MiB/s)', (s, t) => `${fmt(s.largeRate, 0)} (${fmt(s.largeRate / 16, 0)})${spread('large', t, 'msgPerSec')}`], ['**CPU µs/64 KiB msg**', (s, t) => fmt(s.largeCpu) + spread('large', t, 'cpuPerMsg')])
+if (has('idle')) cols.push(['**idle KiB/conn**', (s, t) => fmt(s.idleKib) + spread('idle', t, 'kibPerConn')])
+if (has('slow')) cols.push([`**slow consumer peak RSS MiB** (last/1 s)`, (s, t) => Number.isFinite(s.slowPeak) ? `${s.slowCapped ? '≥' : ''}${fmt(s.slowPeak, 0)} (${fmt(s.slowGrowth, 2)})${spread('slow', t, 'peakMiB')}` : '—'], ['upstream pushed MiB', s => fmt(s.slowPushed, 0)])
+
+const date = startedAt.toISOString().slice(0, 16).replace('T', ' ')
+lines.push(`Run ${date} UTC · Node ${process.version} · ${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim()}) · ${reps} repetition(s)${quick ? ', quick mode' : ''}, medians (±: largest deviation from the median) · load average ${loadBefore[0].toFixed(2)} → ${loadAfter[0].toFixed(2)} · ${Math.round(elapsed)} s`)
+lines.push('')
+row(cols.map(c => c[0]))
+row(cols.map(() => '---'))
+for (const t of targets) row(cols.map((c, i) => i === 0 ? LABEL[t] : c[1](summary[t], t)))
+
+// Ratios: medians of the same run.
+const ratioTargets = targets.filter(t => t.startsWith('ours') || t === 'crossws04')
+const checks = []
+if (ratioTargets.length) {
+  const rcols = [['target', t => LABEL[t]]]
+  const vs = (key, base) => t => t === base ? '—' : fmtRatio(ratio(summary[t][key], summary[base]?.[key]))
+  if (has('small')) rcols.push(['CPU/64 B vs crossws04', vs('smallCpu', 'crossws04')], ['CPU/64 B vs pipe', vs('smallCpu', 'pipe')])
+  if (has('large')) rcols.push(['CPU/64 KiB vs crossws04', vs('largeCpu', 'crossws04')], ['CPU/64 KiB vs pipe', vs('largeCpu', 'pipe')])
+  if (has('idle')) rcols.push(['idle/conn vs crossws04', vs('idleKib', 'crossws04')], ['idle/conn vs pipe', vs('idleKib', 'pipe')])
+  if (has('slow')) rcols.push(['slow peak vs pipe', vs('slowPeak', 'pipe')])
+  if (rcols.length > 1) {
+    lines.push('', 'Ratios (medians of this run; lower is better):', '')
+    row(rcols.map(c => c[0]))
+    row(rcols.map(() => '---'))
+    for (const t of ratioTargets) row(rcols.map(c => c[1](t)))
+  }
+
+  for (const t of targets.filter(t => t.startsWith('ours'))) {
+    const s = summary[t]
+    const base = summary.crossws04
+    const pipe = summary.pipe
+    const check = (name, value, ok) => checks.push({ target: t, name, value, ok })
+    if (has('small') && base) check('CPU per 64 B message ≤ 0.5× crossws04', fmtRatio(ratio(s.smallCpu, base.smallCpu)), ratio(s.smallCpu, base.smallCpu) <= 0.5)
+    if (has('large') && base) check('CPU per 64 KiB message ≤ 0.6× crossws04', fmtRatio(ratio(s.largeCpu, base.largeCpu)), ratio(s.largeCpu, base.largeCpu) <= 0.6)
+    if (has('slow') && pipe) check('slow-consumer peak RSS ≤ 1.5× pipe, flat (last/1 s ≤ 1.10)', `${fmtRatio(ratio(s.slowPeak, pipe.slowPeak))}, ${fmt(s.slowGrowth, 2)}`, ratio(s.slowPeak, pipe.slowPeak) <= 1.5 && s.slowGrowth <= 1.1)
+    if (has('idle') && base) check('idle RSS per connection ≤ crossws04', fmtRatio(ratio(s.idleKib, base.idleKib)), ratio(s.idleKib, base.idleKib) <= 1)
+  }
+  if (checks.length) {
+    lines.push('')
+    lines.push('Targets:')
+    lines.push('')
+    for (const c of checks) lines.push(`- ${c.ok ? 'met' : '**not met**'}: ${c.target}, ${c.name}: ${c.value}`)
+  }
+}
+const errors = []
+for (const w of workloads) for (const t of targets) for (const r of raw[w]?.[t] ?? []) if (r.error) errors.push(`${w}/${t}: ${r.error}`)
+if (notes.length || errors.length) {
+  lines.push('')
+  for (const n of notes) lines.push(`Note: ${n}`)
+  for (const e of errors) lines.push(`Error: ${e}`)
+}
+
+const table = lines.join('\n')
+console.log(`\n${table}\n`)
+
+const explanation = `
+Workloads (each cell: fresh upstream, proxy and load-generator processes on 127.0.0.1):
+- latency: 1 connection, one 64-byte text message in flight, ${PARAMS.latency.durationMs} ms after ${PARAMS.latency.warmupMs} ms warm-up.
+- 64 B: ${PARAMS.small.connections} connections × ${PARAMS.small.window} text messages in flight, ${PARAMS.small.durationMs} ms.
+- 64 KiB: ${PARAMS.large.connections} connections × ${PARAMS.large.window} binary messages in flight, ${PARAMS.large.durationMs} ms.
+- idle: RSS after ${PARAMS.idle.connections} connections (each proven by one echo) minus before, after gc(), per connection.
+- slow consumer: the upstream pushes 64 KiB messages as fast as its socket drains; the client pauses
+  its socket after the first message; the proxy's RSS (/proc VmRSS) is sampled every 100 ms for ${PARAMS.slow.sampleMs / 1000} s.
+  "last/1 s" is the last sample over the sample at 1 s (1.00 = flat). Killed past ${SLOW_RSS_CAP / MiB} MiB.
+- CPU µs/msg: the proxy process's own user+system CPU (process.cpuUsage()) over the measured window
+  divided by round trips (a round trip is one message relayed each way).
+`
+if (!flag('no-write')) {
+  mkdirSync(join(here, 'results'), { recursive: true })
+  writeFileSync(join(here, 'results/latest.md'), `# nitro-ws-proxy benchmark\n\n${table}\n${explanation}`)
+  writeFileSync(join(here, 'results/latest.json'), `${JSON.stringify({
+    date: startedAt.toISOString(),
+    node: process.version,
+    cpus: os.cpus().length,
+    loadavg: { before: loadBefore, after: loadAfter },
+    reps,
+    quick,
+    params: PARAMS,
+    summary,
+    checks,
+    notes,
+    raw,
+  }, null, 2)}\n`)
+  console.log('wrote bench/results/latest.md and bench/results/latest.json')
+}
