@@ -228,8 +228,13 @@ export class ProxyConnection {
       c.messagesToUpstream++
       c.bytesToUpstream += byteSize(data)
       const up = this.up
-      if (this.rt.o.whatwg) up.send(isBinary ? data : asText(data))
-      else up.send(data, isBinary ? SEND_BINARY : SEND_TEXT)
+      if (this.rt.o.whatwg) {
+        up.send(isBinary ? data : asText(data))
+      }
+      else {
+        if (!this.upstreamCorked) this.corkUpstream()
+        up.send(data, isBinary ? SEND_BINARY : SEND_TEXT)
+      }
       if (up.bufferedAmount > this.rt.o.highWaterMark) this.upstreamBackpressure()
       return
     }
@@ -257,6 +262,7 @@ export class ProxyConnection {
     c.bytesToClient += byteSize(data)
     const client = this.client
     if (client) {
+      if (!this.clientCorked) this.corkClient()
       client.send(data, isBinary ? SEND_BINARY : SEND_TEXT)
       if (client.bufferedAmount > this.rt.o.highWaterMark) this.clientBackpressure()
       return
@@ -265,6 +271,42 @@ export class ProxyConnection {
     peer.send(isBinary ? data : asText(data))
     const cap = this.rt.o.maxBufferedAmount
     if (cap > 0 && ((peer as { bufferedAmount?: number }).bufferedAmount ?? 0) > cap) this.clientTooSlow()
+  }
+
+  // --- write coalescing ------------------------------------------------------------------
+
+  /**
+   * Frames relayed in the same tick (one read often holds many) leave in one write: the socket
+   * is corked at the first frame and uncorked on the next tick. One syscall per batch instead
+   * of one per frame is most of the cost of small messages.
+   */
+  private clientCorked = false
+  private upstreamCorked = false
+
+  private corkClient(): void {
+    const socket = this.client!._socket as { cork?: () => void } | null | undefined
+    if (!socket?.cork) return
+    this.clientCorked = true
+    socket.cork()
+    process.nextTick(this.uncorkClient)
+  }
+
+  private corkUpstream(): void {
+    const socket = this.up._socket as { cork?: () => void } | null | undefined
+    if (!socket?.cork) return
+    this.upstreamCorked = true
+    socket.cork()
+    process.nextTick(this.uncorkUpstream)
+  }
+
+  private readonly uncorkClient = (): void => {
+    this.clientCorked = false
+    ;(this.client!._socket as { uncork?: () => void } | null)?.uncork?.()
+  }
+
+  private readonly uncorkUpstream = (): void => {
+    this.upstreamCorked = false
+    ;(this.up._socket as { uncork?: () => void } | null)?.uncork?.()
   }
 
   // --- flow control ----------------------------------------------------------------------
