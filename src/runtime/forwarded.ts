@@ -1,0 +1,45 @@
+import type { ProxyPeer } from '../core/types'
+
+interface NodeSocketLike { remoteAddress?: string, encrypted?: boolean }
+
+/**
+ * `x-forwarded-for`, `-proto` and `-host` for the upstream handshake, computed by the proxy.
+ *
+ * Client copies are never passed on: `for` is the client socket's address and `proto` whether
+ * that socket is TLS (`https`) or not (`http`); `host` is the `Host` the client asked for. When
+ * the server has no socket address (it listens on a Unix socket, as Nitro's dev worker does
+ * behind the dev server), `for` and `proto` are the last entries of the incoming headers: they
+ * were appended by the local proxy in front of us, not written by the client.
+ */
+export function forwardedHeaders(peer: ProxyPeer): Record<string, string> {
+  const { request } = peer
+  const socket = nodeSocket(request)
+  const remote = peer.remoteAddress || socket?.remoteAddress
+  const headers: Record<string, string> = {}
+  const address = remote || lastHop(request.headers.get('x-forwarded-for'))
+  if (address) headers['x-forwarded-for'] = address
+  headers['x-forwarded-proto'] = socket?.encrypted
+    ? 'https'
+    : remote
+      ? (socket ? 'http' : protoOfUrl(request.url))
+      : (lastHop(request.headers.get('x-forwarded-proto')) === 'https' ? 'https' : 'http')
+  const host = request.headers.get('host')
+  if (host) headers['x-forwarded-host'] = host
+  return headers
+}
+
+/** The Node socket behind a crossws Node upgrade request (0.3: `_req`, 0.4: `runtime.node.req`). */
+function nodeSocket(request: unknown): NodeSocketLike | undefined {
+  const r = request as { _req?: { socket?: NodeSocketLike }, runtime?: { node?: { req?: { socket?: NodeSocketLike } } } }
+  return r._req?.socket ?? r.runtime?.node?.req?.socket
+}
+
+function protoOfUrl(url: string): 'http' | 'https' {
+  return /^(?:https|wss):/i.test(url) ? 'https' : 'http'
+}
+
+function lastHop(value: string | null): string | undefined {
+  if (!value) return undefined
+  const hops = value.split(',')
+  return hops[hops.length - 1]!.trim() || undefined
+}

@@ -1,0 +1,213 @@
+/**
+ * The server side of one `routeRules` WebSocket proxy: an h3 WebSocket handler whose hooks come
+ * from `createWebSocketProxy`. The Nitro module generates one small module per rule that calls
+ * {@link defineWsProxyHandler}; nothing here reads Nitro internals directly.
+ */
+import { defineWebSocketHandler } from 'h3'
+import type {
+  ProxyPeer,
+  WebSocketConstructor,
+  WebSocketProxy,
+  WebSocketProxyOptions,
+} from '../core/types'
+import { toEnvSuffix } from './env'
+import { forwardedHeaders } from './forwarded'
+import { checkRuleOptions, type CheckedRuleOptions } from './options'
+import { mapTarget, pathBelow, splitRequestUrl } from './target'
+
+/** What `createRouteAuth` (session auth runtime) returns for a route. */
+export interface RouteAuth {
+  /** A `Response` rejects the upgrade; otherwise the upgrade proceeds. */
+  check: (request: Request) => Promise<Response | RouteAuthGrant>
+}
+
+/** An accepted upgrade: identity headers for the upstream and when the session ends. */
+export interface RouteAuthGrant {
+  /** Headers added to the upstream handshake (identity of the user). */
+  headers?: Record<string, string>
+  /** Epoch milliseconds at which the connection is closed (session expiry). */
+  expiresAt?: number
+}
+
+/** Input of {@link defineWsProxyHandler}; written by the Nitro module's generated code. */
+export interface WsProxyHandlerInput {
+  /** The route key, e.g. `'/live/**'` (without the app's `baseURL`). */
+  route: string
+  /** The rule's key in `runtimeConfig.wsProxy`. */
+  name: string
+  /** Env variable prefix documented for this rule, for error messages (`NITRO_WS_PROXY_LIVE_`). */
+  envPrefix: string
+  /** The core factory (injected so the runtime files need no path to the package entry). */
+  createWebSocketProxy: (options: WebSocketProxyOptions) => WebSocketProxy
+  /** Upstream client: `ws`'s `WebSocket` on Node presets, else `undefined` (global `WebSocket`). */
+  WebSocket?: WebSocketConstructor
+  /** The server's runtime config (`useRuntimeConfig()`), env overrides applied. */
+  runtimeConfig: RuntimeConfigLike
+  /**
+   * Session auth of the rule (`createRouteAuth(...)` of the auth runtime), when it has `auth`.
+   * Its `check` runs first on every upgrade; a `Response` rejects before anything is dialled.
+   */
+  auth?: RouteAuth
+}
+
+/** The parts of Nitro's runtime config read here. */
+export interface RuntimeConfigLike {
+  app?: { baseURL?: string }
+  wsProxy?: Record<string, Record<string, unknown> | undefined>
+}
+
+/** Per-connection state, kept in the crossws request/peer context. */
+interface ConnectionState {
+  url: string
+  authHeaders?: Record<string, string>
+  expiresAt?: number
+  expiryTimer?: ReturnType<typeof setTimeout>
+}
+
+const STATE = '_wsProxy'
+/** setTimeout's maximum delay (about 24.8 days). */
+const MAX_TIMER = 2 ** 31 - 1
+
+/** All proxies created in this server, for a graceful `closeAll()` on shutdown. */
+export const wsProxies = new Set<WebSocketProxy>()
+
+/**
+ * Create the h3 handler of one proxied route: plain HTTP requests get `426 Upgrade Required`;
+ * upgrades are mapped onto the rule's target (refused with 400 when the path is unsafe), checked
+ * by the rule's `auth` when it has one, then relayed by `createWebSocketProxy`.
+ */
+export function defineWsProxyHandler(input: WsProxyHandlerInput) {
+  const setup = setupRoute(input)
+  const prefix = input.route.endsWith('/**') ? input.route.slice(0, -3) : input.route
+  const baseURL = (input.runtimeConfig.app?.baseURL || '/').replace(/\/+$/, '')
+
+  if (!setup.ok) {
+    console.error(setup.error)
+    return defineWebSocketHandler({
+      upgrade: () => reject(500, 'Internal Server Error'),
+    })
+  }
+  const { proxy, rule, auth } = setup
+
+  return defineWebSocketHandler({
+    async upgrade(request) {
+      try {
+        let grant: RouteAuthGrant | undefined
+        // Auth integration point (issue 5): the only place a rule's `auth` is applied.
+        if (auth) {
+          const result = await auth.check(request as unknown as Request)
+          if (result instanceof Response) return result
+          grant = result
+        }
+        const { path, query } = splitRequestUrl(request.url)
+        const local = baseURL ? pathBelow(path, baseURL) : path
+        const suffix = local === undefined ? undefined : pathBelow(local || '/', prefix)
+        const url = suffix === undefined ? undefined : mapTarget(rule.target, suffix, query)
+        if (!url) return reject(400, 'Bad Request')
+
+        contextOf(request)[STATE] = { url, authHeaders: grant?.headers, expiresAt: grant?.expiresAt } satisfies ConnectionState
+        return await proxy.upgrade(request)
+      }
+      catch (error) {
+        console.error(`[nitro-ws-proxy] ${input.route}: upgrade failed:`, error)
+        return reject(500, 'Internal Server Error')
+      }
+    },
+    open(peer) {
+      const state = peer.context?.[STATE] as ConnectionState | undefined
+      if (state?.expiresAt !== undefined) scheduleExpiry(state, peer, state.expiresAt)
+      return proxy.open(peer)
+    },
+    message: (peer, message) => proxy.message(peer, message),
+    close(peer, details) {
+      clearExpiry(peer.context)
+      return proxy.close(peer, details)
+    },
+    error(peer, error) {
+      clearExpiry(peer.context)
+      return proxy.error(peer, error)
+    },
+  })
+}
+
+type RouteSetup =
+  | { ok: true, proxy: WebSocketProxy, rule: CheckedRuleOptions, auth?: RouteAuth }
+  | { ok: false, error: string }
+
+function setupRoute(input: WsProxyHandlerInput): RouteSetup {
+  const entry = input.runtimeConfig.wsProxy?.[input.name]
+  try {
+    if (!entry || typeof entry !== 'object') {
+      throw new TypeError(`[nitro-ws-proxy] runtimeConfig.wsProxy.${input.name} is missing`)
+    }
+    const rule = checkRuleOptions(
+      entry,
+      key => `runtimeConfig.wsProxy.${input.name}.${key} (env ${input.envPrefix}${toEnvSuffix(key)}) of route ${input.route}`,
+    )
+    const staticHeaders = rule.headers
+    const proxy = input.createWebSocketProxy({
+      ...rule.proxy,
+      target: peer => stateOf(peer).url,
+      headers: peer => ({
+        ...(rule.xForwarded ? forwardedHeaders(peer) : {}),
+        ...staticHeaders,
+        ...stateOf(peer).authHeaders,
+      }),
+      ...(input.WebSocket ? { WebSocket: input.WebSocket } : {}),
+    })
+    wsProxies.add(proxy)
+    return { ok: true, proxy, rule, auth: input.auth }
+  }
+  catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    return {
+      ok: false,
+      error: `${message.startsWith('[nitro-ws-proxy]') ? '' : `[nitro-ws-proxy] ${input.route}: `}${message}. Upgrades on ${input.route} are answered 500 until this is fixed.`,
+    }
+  }
+}
+
+/**
+ * A rejection crossws writes cleanly: status text, a byte body with its length, no
+ * content-type (crossws 0.3 URL-encodes header values), and `connection: close`.
+ */
+function reject(status: number, text: string): Response {
+  const body = new TextEncoder().encode(text)
+  return new Response(body, {
+    status,
+    statusText: text,
+    headers: { 'content-length': String(body.byteLength), 'connection': 'close' },
+  })
+}
+
+/** The upgrade's context (crossws 0.3 creates it before `upgrade`; create it if missing). */
+function contextOf(request: object): Record<string, unknown> {
+  const holder = request as { context?: Record<string, unknown> }
+  if (!holder.context) Object.defineProperty(holder, 'context', { value: {}, enumerable: true, configurable: true })
+  return holder.context!
+}
+
+function stateOf(peer: ProxyPeer): ConnectionState {
+  const state = peer.context?.[STATE] as ConnectionState | undefined
+  if (!state) throw new Error('[nitro-ws-proxy] connection has no mapped target')
+  return state
+}
+
+/** Close the client with 1008 at `expiresAt` (re-armed past setTimeout's ~24.8-day limit). */
+function scheduleExpiry(state: ConnectionState, peer: { close: (code?: number, reason?: string) => void }, expiresAt: number) {
+  const delay = expiresAt - Date.now()
+  if (delay <= 0) {
+    try {
+      peer.close(1008, 'Session expired')
+    }
+    catch {}
+    return
+  }
+  state.expiryTimer = setTimeout(() => scheduleExpiry(state, peer, expiresAt), Math.min(delay, MAX_TIMER))
+  state.expiryTimer.unref?.()
+}
+
+function clearExpiry(context: Record<string, unknown> | undefined) {
+  const state = context?.[STATE] as ConnectionState | undefined
+  if (state?.expiryTimer) clearTimeout(state.expiryTimer)
+}
