@@ -10,7 +10,12 @@ describe.each(CROSSWS_LINES)('shutdown and counters on crossws %s', (line) => {
     const proxy = createWebSocketProxy({ target: upstream.url, ...ctorOption() })
     const server = await startProxy(proxy, { crossws: line })
     const clients = await Promise.all(Array.from({ length: 5 }, () => wsConnect(server.url)))
-    await waitFor(() => upstream.connections === 5)
+    // One echo each: every upstream leg is open on the proxy's side too, not just accepted.
+    for (const client of clients) {
+      client.send('ready')
+      expect((await client.next()).text).toBe('ready')
+    }
+    expect(upstream.connections).toBe(5)
     expect(proxy.stats().open).toBe(5)
     await withTimeout(proxy.closeAll(), 3000, 'closeAll')
     for (const client of clients) {
