@@ -8,6 +8,9 @@ import type { WsProxyModuleOptions } from './types'
 /** Prefix of the virtual handler modules: `#nitro-ws-proxy/route-0`, `-1`, ... */
 export const VIRTUAL_PREFIX = '#nitro-ws-proxy/route-'
 
+/** The virtual server plugin that checks the session password at start (only with session auth). */
+export const SESSION_CHECK_PLUGIN = '#nitro-ws-proxy/session-password-check'
+
 /**
  * The Nitro module: one WebSocket handler per `routeRules` entry with `wsProxy`.
  *
@@ -61,6 +64,8 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
   for (const id of Object.keys(nitro.options.virtual)) {
     if (id.startsWith(VIRTUAL_PREFIX)) delete nitro.options.virtual[id]
   }
+  nitro.options.plugins = nitro.options.plugins.filter(p => p !== SESSION_CHECK_PLUGIN)
+  delete nitro.options.virtual[SESSION_CHECK_PLUGIN]
   if (!rules.length) return rules
 
   const distDir = findDistDir()
@@ -88,9 +93,13 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
   const entries = Object.fromEntries(rules.map(rule => [rule.name, rule.runtime]))
   runtimeConfig.wsProxy = defu(current, entries)
   writtenEntries.set(nitro, Object.fromEntries(rules.map(rule => [rule.name, JSON.stringify(runtimeConfig.wsProxy[rule.name])])))
-  if (rules.some(rule => rule.auth)) {
+  // Only `auth.session === true` turns auth on (`auth: false` / `{ session: false }` normalise
+  // to no `auth`, see rules.ts).
+  const protectedRoutes = rules.filter(rule => rule.auth?.session === true).map(rule => rule.route)
+  if (protectedRoutes.length) {
     // Session auth settings (read by the auth runtime): the keys must exist for Nitro to apply
     // their env overrides (NITRO_WS_PROXY_SESSION_PASSWORD, ..._TRUST_PROXY, ...). '' is unset.
+    // Private (never under `public`); the password itself is only ever set at runtime.
     runtimeConfig.wsProxy = defu(runtimeConfig.wsProxy, {
       session: { password: '', name: '', maxAge: '' },
       trustProxy: '',
@@ -119,6 +128,12 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
   })
   const plugin = `${runtimeDir}plugin.mjs`
   if (!nitro.options.plugins.includes(plugin)) nitro.options.plugins.push(plugin)
+  if (protectedRoutes.length) {
+    // Fails the server start (not the build: the password is a runtime secret) when a
+    // session-protected route has no usable password.
+    nitro.options.virtual[SESSION_CHECK_PLUGIN] = sessionCheckCode(protectedRoutes, { runtimeDir, framework })
+    nitro.options.plugins.push(SESSION_CHECK_PLUGIN)
+  }
   return rules
 }
 
@@ -134,6 +149,19 @@ function findDistDir(): string {
   throw new Error(`[nitro-ws-proxy] cannot find the runtime files next to ${import.meta.url}: run the package's build (\`npm run build\`) first`)
 }
 
+/** The generated server plugin checking the session password when the server starts. */
+export function sessionCheckCode(routes: string[], ctx: { runtimeDir: string, framework: 'nitro' | 'nuxt' }): string {
+  return [
+    `import { useRuntimeConfig } from 'nitropack/runtime'`,
+    `import { defineSessionPasswordCheck } from ${JSON.stringify(`${ctx.runtimeDir}auth/startup.mjs`)}`,
+    `export default defineSessionPasswordCheck({`,
+    `  routes: ${JSON.stringify(routes)},`,
+    `  framework: ${JSON.stringify(ctx.framework)},`,
+    `  useRuntimeConfig,`,
+    `})`,
+  ].join('\n')
+}
+
 /** The generated module of one rule: composition of core, runtime handler and client. */
 export function handlerCode(
   rule: NormalizedWsProxyRule,
@@ -147,7 +175,7 @@ export function handlerCode(
   if (ctx.useWs) imports.push(`import { WebSocket } from ${JSON.stringify(`${ctx.runtimeDir}ws.mjs`)}`)
   const body = [`const runtimeConfig = useRuntimeConfig()`]
   // Session auth (issue 5): the route's check, with the session settings of the runtime config.
-  if (rule.auth) {
+  if (rule.auth?.session === true) {
     imports.push(`import { createRouteAuth, resolveSessionConfig } from ${JSON.stringify(`${ctx.runtimeDir}auth/index.mjs`)}`)
     body.push(
       `const { session, passwordEnv } = resolveSessionConfig(runtimeConfig, ${JSON.stringify(ctx.framework)})`,
@@ -168,7 +196,7 @@ export function handlerCode(
     `  createWebSocketProxy,`,
     `  WebSocket: ${ctx.useWs ? 'WebSocket' : 'undefined'},`,
     `  runtimeConfig,`,
-    `  auth: ${rule.auth ? 'auth' : 'undefined'},`,
+    `  auth: ${rule.auth?.session === true ? 'auth' : 'undefined'},`,
     `})`,
   )
   const lines = [...imports, ...body]

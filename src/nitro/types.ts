@@ -1,6 +1,7 @@
+import type { AuthRuleInput, WsProxyAuthContext } from '../runtime/auth/types'
 import type { WsProxyRule, WsProxyRuleOptions } from '../runtime/options'
 
-export type { WsProxyRule, WsProxyRuleOptions }
+export type { AuthRuleInput, WsProxyAuthContext, WsProxyRule, WsProxyRuleOptions }
 
 /** Options of the Nitro module: `wsProxy` in `nitro.config` (and of the Nuxt module). */
 export interface WsProxyModuleOptions {
@@ -30,7 +31,19 @@ interface WsProxyRouteConfig {
   'ws-proxy'?: WsProxyRule
 }
 
+
+/** Runtime hooks nitro-ws-proxy calls (`nitroApp.hooks.hook(...)` in a server plugin). */
+interface WsProxyRuntimeHooks {
+  /**
+   * An upgrade on a session-protected route passed the built-in checks (origin, session, user,
+   * `requireUser`); nothing is dialled yet. Set `ctx.deny` to refuse, edit `ctx.headers` to change
+   * what the upstream receives, lower `ctx.expiresAt` to end the connection earlier.
+   */
+  'ws-proxy:auth': (ctx: WsProxyAuthContext) => void | Promise<void>
+}
+
 declare module 'nitropack/types' {
+  interface NitroRuntimeHooks extends WsProxyRuntimeHooks {}
   interface NitroRouteConfig extends WsProxyRouteConfig {}
   interface NitroRouteRules extends WsProxyRouteConfig {}
   interface NitroOptions {
@@ -40,6 +53,7 @@ declare module 'nitropack/types' {
 }
 
 declare module 'nitropack' {
+  interface NitroRuntimeHooks extends WsProxyRuntimeHooks {}
   interface NitroRouteConfig extends WsProxyRouteConfig {}
   interface NitroRouteRules extends WsProxyRouteConfig {}
   interface NitroOptions {

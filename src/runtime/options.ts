@@ -5,6 +5,7 @@
  * Pure: imported by the Nitro module (build time) and by the runtime handler.
  */
 import type { WebSocketProxyOptions } from '../core/types'
+import type { AuthRuleInput } from './auth/types'
 import { parseTarget, type ParsedTarget } from './target'
 
 /** Numeric `createWebSocketProxy` options a rule may set (milliseconds or bytes, `>= 0`). */
@@ -59,10 +60,12 @@ export interface WsProxyRuleOptions extends Partial<Pick<WebSocketProxyOptions, 
    */
   headers?: Record<string, string>
   /**
-   * Session authentication of the upgrade (see the Authentication section). Validated and
-   * applied by `nitro-ws-proxy`'s auth runtime.
+   * Session authentication of the upgrade (README: Authentication): `{ session: true }` (or
+   * `true`) requires a sealed session cookie with a user. Serialisable, never secret: the
+   * password comes from runtime config. `false` turns it off for this rule.
+   * @example { session: true, requireUser: { role: ['admin', 'staff'] } }
    */
-  auth?: Record<string, unknown>
+  auth?: boolean | AuthRuleInput
 }
 
 /** What `routeRules[route].wsProxy` (or `['ws-proxy']`) accepts: a target URL, options, or `false`. */

@@ -19,13 +19,15 @@ export interface ChildServer {
   stop: () => Promise<void>
 }
 
-/** Build `rootDir` with the node-server preset into `<rootDir>/.output` (programmatic, in-process). */
+/** Build `rootDir` with the node-server preset into `<rootDir>/.output` (programmatic, in-process, like `nitropack build`). */
 export async function buildNodeServer(rootDir: string): Promise<void> {
-  const { build, copyPublicAssets, createNitro, prepare } = await import('nitropack/core')
+  const { build, copyPublicAssets, createNitro, prepare, prerender } = await import('nitropack/core')
   const nitro = await createNitro({ rootDir, dev: false, preset: 'node-server', buildDir: `${rootDir}.nitro/prod`, logLevel: 1 })
   try {
+    // The steps of `nitropack build`, prerendering included.
     await prepare(nitro)
     await copyPublicAssets(nitro)
+    await prerender(nitro)
     await build(nitro)
   }
   finally {
@@ -33,18 +35,72 @@ export async function buildNodeServer(rootDir: string): Promise<void> {
   }
 }
 
+/** Env values: a string sets the variable, `undefined` removes it from the inherited env. */
+export type ChildEnv = Record<string, string | undefined>
+
 /** Start `node <rootDir>/.output/server/index.mjs` with `env` on 127.0.0.1 and a free port. */
-export function startNodeServer(rootDir: string, env: Record<string, string>): Promise<ChildServer> {
+export function startNodeServer(rootDir: string, env: ChildEnv): Promise<ChildServer> {
+  return startBuiltServer(`${rootDir}.output/server/index.mjs`, env)
+}
+
+/** Start a built server entry (`…/server/index.mjs`, Nitro or Nuxt) on 127.0.0.1 and a free port. */
+export function startBuiltServer(entry: string, env: ChildEnv): Promise<ChildServer> {
   return startChild(
-    [`${rootDir}.output/server/index.mjs`],
+    [entry],
     { PORT: '0', NITRO_PORT: '0', HOST: '127.0.0.1', NITRO_HOST: '127.0.0.1', ...env },
     /Listening on (http:\/\/\S+?)\/?\s/,
     20_000,
   )
 }
 
+/** What {@link runBuiltServer} saw: the exit code (`null` if it was listening and got killed). */
+export interface ServerRun {
+  code: number | null
+  listened: boolean
+  output: string
+}
+
+/**
+ * Start a built server entry and wait until it exits by itself (bounded by `timeout`). A server
+ * that starts listening instead is killed: `listened: true`, `code: null`.
+ */
+export function runBuiltServer(entry: string, env: ChildEnv, timeout = 15_000): Promise<ServerRun> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [entry], {
+      cwd: repoRoot,
+      env: childEnv({ PORT: '0', NITRO_PORT: '0', HOST: '127.0.0.1', NITRO_HOST: '127.0.0.1', ...env }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    let listened = false
+    const onData = (chunk: Buffer) => {
+      output += chunk
+      if (!listened && /Listening on /.test(output)) {
+        listened = true
+        child.kill('SIGKILL')
+      }
+    }
+    child.stdout!.on('data', onData)
+    child.stderr!.on('data', onData)
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeout)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      resolve({ code: listened ? null : code, listened, output })
+    })
+  })
+}
+
+function childEnv(env: ChildEnv): NodeJS.ProcessEnv {
+  const result: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' }
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) delete result[name]
+    else result[name] = value
+  }
+  return result
+}
+
 /** Start `nitropack dev` on `rootDir` (through test/nitro/dev-server.mjs) with `env`. */
-export function startNitroDev(rootDir: string, env: Record<string, string>): Promise<ChildServer> {
+export function startNitroDev(rootDir: string, env: ChildEnv): Promise<ChildServer> {
   return startChild([devServerScript, rootDir, `${rootDir}.nitro/dev`], env, /READY (\S+)/, 90_000)
 }
 
@@ -67,10 +123,10 @@ export function runNitroBuildCli(rootDir: string): Promise<{ code: number | null
   })
 }
 
-async function startChild(args: string[], env: Record<string, string>, ready: RegExp, timeout: number): Promise<ChildServer> {
+async function startChild(args: string[], env: ChildEnv, ready: RegExp, timeout: number): Promise<ChildServer> {
   const child = spawn(process.execPath, args, {
     cwd: repoRoot,
-    env: { ...process.env, NO_COLOR: '1', ...env },
+    env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''

@@ -1,12 +1,14 @@
 /**
  * The Nitro module in a real `node-server` production build: `node .output/server/index.mjs`
- * with the rule targets set by env variables, then the shared behaviour suite.
+ * with the rule targets set by env variables, then the shared behaviour and session auth suites.
  */
+import { readFile } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cleanup, type Upstream, wsConnect } from '../helpers'
 import { withTimeout } from '../helpers/wait'
 import { buildNodeServer, type ChildServer, fixtureDir, startNodeServer } from './harness'
-import { describeProxyBehaviour, fixtureEnv, rawUpgradeStatus, startFixtureUpstream } from './suite'
+import { describeSessionAuth } from './auth-suite'
+import { describeProxyBehaviour, fixtureEnv, rawUpgradeStatus, sessionPassword, startFixtureUpstream } from './suite'
 
 const rootDir = fixtureDir('nitro-app')
 let upstream: Upstream
@@ -14,6 +16,9 @@ let server: ChildServer | undefined
 
 beforeAll(async () => {
   upstream = await startFixtureUpstream()
+  // No session password at build time: the fixture prerenders '/', and prerendering must not
+  // run the password check that stops a server at start.
+  delete process.env.NITRO_WS_PROXY_SESSION_PASSWORD
   await buildNodeServer(rootDir)
   server = await startNodeServer(rootDir, fixtureEnv(upstream))
 }, 120_000)
@@ -24,6 +29,28 @@ afterAll(async () => {
 })
 
 describeProxyBehaviour('node-server build', () => ({ url: server!.url, upstream }))
+
+describeSessionAuth('node-server build', () => ({
+  url: server!.url,
+  upstream,
+  entry: `${rootDir}.output/server/index.mjs`,
+  env: fixtureEnv(upstream),
+  password: sessionPassword,
+  cookieName: 'h3',
+  loginPath: '/login',
+  maxAgeEnv: 'NITRO_WS_PROXY_SESSION_MAX_AGE',
+  noPasswordEnv: { NITRO_WS_PROXY_SESSION_PASSWORD: undefined },
+  passwordEnvText: 'NITRO_WS_PROXY_SESSION_PASSWORD',
+  outputDirs: () => [`${rootDir}.output/server`, `${rootDir}.output/public`],
+  publicConfigPath: '/public-config',
+  output: () => server!.output(),
+}), { extras: true })
+
+describe('node-server build: prerendering', () => {
+  it('prerenders with a session-protected route and no password (the start check skips prerendering)', async () => {
+    expect(await readFile(`${rootDir}.output/public/index.html`, 'utf8')).toBe('nitro-ws-proxy fixture')
+  })
+})
 
 describe('node-server build: runtime overrides', () => {
   let other: ChildServer | undefined

@@ -3,8 +3,10 @@
  * mapping and the env naming scheme.
  */
 import { snakeCase as sculeSnakeCase } from 'scule'
-import { describe, expect, it } from 'vitest'
-import { handlerCode, nameFromRoute, normalizeWsProxyRules } from '../../src/nitro'
+import type { NitroRuntimeHooks } from 'nitropack/types'
+import { describe, expect, expectTypeOf, it } from 'vitest'
+import { handlerCode, nameFromRoute, normalizeWsProxyRules, type WsProxyAuthContext } from '../../src/nitro'
+import { SESSION_CHECK_PLUGIN } from '../../src/nitro/module'
 import { envKey } from '../../src/runtime/env'
 import { mapTarget, parseTarget, type ParsedTarget } from '../../src/runtime/target'
 import { fixtureDir, runNitroBuildCli } from './harness'
@@ -85,15 +87,38 @@ describe('normalizeWsProxyRules', () => {
   })
 })
 
+describe('types', () => {
+  it('declare the ws-proxy:auth runtime hook on NitroRuntimeHooks', () => {
+    expectTypeOf<Parameters<NitroRuntimeHooks['ws-proxy:auth']>[0]>().toEqualTypeOf<WsProxyAuthContext>()
+    expectTypeOf<ReturnType<NitroRuntimeHooks['ws-proxy:auth']>>().toEqualTypeOf<void | Promise<void>>()
+  })
+})
+
 describe('the module in a Nitro instance', () => {
   it('registers a handler per route (bare prefix included) and re-registers on a dev config hot reload', async () => {
     const { createNitro } = await import('nitropack/core')
     const nitro = await createNitro({ rootDir: fixtureDir('nitro-app'), dev: false, preset: 'node-server', logLevel: 0 })
     try {
       const ours = () => nitro.options.handlers.filter(h => String(h.handler).startsWith('#nitro-ws-proxy/'))
-      expect(ours().map(h => h.route)).toEqual(['/live/**', '/live', '/fixed', '/plain/**', '/plain', '/private/**', '/private'])
+      expect(ours().map(h => h.route)).toEqual(['/live/**', '/live', '/fixed', '/plain/**', '/plain', '/private/**', '/private', '/admin/**', '/admin', '/open/**', '/open'])
       expect(nitro.options.experimental.websocket).toBe(true)
-      expect(Object.keys((nitro.options.runtimeConfig as any).wsProxy)).toEqual(expect.arrayContaining(['live', 'fixed', 'plain', 'private', 'session']))
+      const runtimeConfig = nitro.options.runtimeConfig as any
+      expect(Object.keys(runtimeConfig.wsProxy)).toEqual(expect.arrayContaining(['live', 'fixed', 'plain', 'private', 'admin', 'open', 'session']))
+      // Session settings: private keys (so NITRO_WS_PROXY_SESSION_* apply), empty at build time.
+      expect(runtimeConfig.wsProxy.session).toEqual({ password: '', name: '', maxAge: '' })
+      expect(JSON.stringify(runtimeConfig.public ?? {})).not.toContain('wsProxy')
+      // The start check: one plugin, for the session-protected routes only (not `auth: false`).
+      expect(nitro.options.plugins.filter(p => p === SESSION_CHECK_PLUGIN)).toHaveLength(1)
+      const check = nitro.options.virtual[SESSION_CHECK_PLUGIN] as string
+      expect(check).toContain('routes: ["/private/**","/admin/**"]')
+      expect(check).toContain('framework: "nitro"')
+      const handlerOf = (route: string) => {
+        const id = String(ours().find(h => h.route === route)!.handler)
+        return (nitro.options.virtual[id] as () => string)()
+      }
+      expect(handlerOf('/private/**')).toContain('createRouteAuth')
+      expect(handlerOf('/open/**')).not.toContain('createRouteAuth')
+      expect(handlerOf('/open/**')).toContain('auth: undefined')
 
       // What `nitropack dev` does when routeRules change in nitro.config (runtimeConfig kept).
       await nitro.updateConfig({ routeRules: { '/live/**': { wsProxy: 'ws://127.0.0.1:9/edited/**' } } } as any)
@@ -103,6 +128,8 @@ describe('the module in a Nitro instance', () => {
       expect(ours().map(h => h.route)).toEqual(['/feed/**', '/feed'])
       expect((nitro.options.runtimeConfig as any).wsProxy.feed.target).toBe('ws://127.0.0.1:9/**')
       expect(Object.keys(nitro.options.virtual).filter(id => id.startsWith('#nitro-ws-proxy/'))).toEqual(['#nitro-ws-proxy/route-0'])
+      // No session-protected route any more: no start check.
+      expect(nitro.options.plugins).not.toContain(SESSION_CHECK_PLUGIN)
       const virtual = nitro.options.virtual['#nitro-ws-proxy/route-0'] as () => string
       expect(virtual()).toContain('route: "/feed/**"')
     }

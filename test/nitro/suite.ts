@@ -7,6 +7,7 @@
  * - `'/fixed'`    → `<upstream>/fixed?from=rule`       (name `fixed`, no `/**`)
  * - `'/plain/**'` → `<upstream>/**`, `xForwarded: false`, header `x-static: yes` (name `plain`)
  * - `'/private/**'` → `<upstream>/private/**` with `auth: { session: true }` (name `private`)
+ * Session auth is exercised in depth by test/nitro/auth-suite.ts.
  */
 import { connect } from 'node:net'
 import { describe, expect, it } from 'vitest'
@@ -25,14 +26,24 @@ export interface RunningApp {
 /** Session password of the fixtures' `/private/**` rule: generated per run, never committed. */
 export const sessionPassword = generatePassword()
 
-/** Env variables pointing the fixture's rules at `upstream`, with `prefix` (`NITRO_`/`NUXT_`). */
+/**
+ * Env variables pointing the fixture's rules at `upstream`, with `prefix` (`NITRO_`/`NUXT_`),
+ * and the session password: `NITRO_WS_PROXY_SESSION_PASSWORD` in Nitro; in Nuxt the app's own
+ * nuxt-auth-utils `NUXT_SESSION_PASSWORD`, which the proxy falls back to.
+ */
 export function fixtureEnv(upstream: Upstream, prefix = 'NITRO_'): Record<string, string> {
   return {
     [`${prefix}WS_PROXY_LIVE_TARGET`]: `${upstream.url}/echo/**`,
     [`${prefix}WS_PROXY_FIXED_TARGET`]: `${upstream.url}/fixed?from=rule`,
     [`${prefix}WS_PROXY_PLAIN_TARGET`]: `${upstream.url}/**`,
     [`${prefix}WS_PROXY_PRIVATE_TARGET`]: `${upstream.url}/private/**`,
-    [`${prefix}WS_PROXY_SESSION_PASSWORD`]: sessionPassword,
+    ...(prefix === 'NUXT_'
+      ? { NUXT_SESSION_PASSWORD: sessionPassword }
+      : {
+          [`${prefix}WS_PROXY_ADMIN_TARGET`]: `${upstream.url}/admin/**`,
+          [`${prefix}WS_PROXY_OPEN_TARGET`]: `${upstream.url}/open/**`,
+          [`${prefix}WS_PROXY_SESSION_PASSWORD`]: sessionPassword,
+        }),
   }
 }
 

@@ -1,12 +1,15 @@
 /**
  * The Nuxt module in a real `nuxi build` output started by @nuxt/test-utils, rule targets set
- * by NUXT_WS_PROXY_<NAME>_TARGET, then the shared behaviour suite.
+ * by NUXT_WS_PROXY_<NAME>_TARGET, then the shared behaviour suite, then session auth with
+ * nuxt-auth-utils (its `setUserSession` logs in; the proxy reads its cookie and password).
  */
-import { setup, url } from '@nuxt/test-utils/e2e'
+import { join } from 'node:path'
+import { setup, url, useTestContext } from '@nuxt/test-utils/e2e'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cleanup, type Upstream } from '../helpers'
 import { fixtureDir } from '../nitro/harness'
-import { describeProxyBehaviour, fixtureEnv, startFixtureUpstream } from '../nitro/suite'
+import { describeSessionAuth } from '../nitro/auth-suite'
+import { describeProxyBehaviour, fixtureEnv, sessionPassword, startFixtureUpstream } from '../nitro/suite'
 
 let upstream: Upstream
 
@@ -30,3 +33,23 @@ describe('Nuxt build', () => {
 })
 
 describeProxyBehaviour('Nuxt build', () => ({ url: appUrl(), upstream }), { sessionCookie: 'nuxt-session' })
+
+// `nitro` is typed by @nuxt/nitro-server, which is not a dependency here.
+const outputDir = () => (useTestContext().nuxt!.options as unknown as { nitro: { output: { dir: string } } }).nitro.output.dir
+
+describeSessionAuth('Nuxt build', () => ({
+  url: appUrl(),
+  upstream,
+  entry: join(outputDir(), 'server/index.mjs'),
+  env: fixtureEnv(upstream, 'NUXT_'),
+  password: sessionPassword,
+  cookieName: 'nuxt-session',
+  loginPath: '/api/login',
+  // nuxt-auth-utils' runtimeConfig.session.maxAge: the proxy falls back to it.
+  maxAgeEnv: 'NUXT_SESSION_MAX_AGE',
+  noPasswordEnv: { NUXT_SESSION_PASSWORD: undefined, NUXT_WS_PROXY_SESSION_PASSWORD: undefined },
+  passwordEnvText: 'NUXT_WS_PROXY_SESSION_PASSWORD or NUXT_SESSION_PASSWORD',
+  outputDirs: () => [join(outputDir(), 'public'), join(outputDir(), 'server')],
+  // The page carries the public runtime config (window.__NUXT__.config).
+  publicConfigPath: '/',
+}))

@@ -95,8 +95,8 @@ function sanitizeHeaders(headers: unknown): Record<string, string> {
 
 /**
  * Create the session authenticator of one route. Does not throw: with an unusable password the
- * route answers 500 and the problem is logged once (call `assertSessionPassword` at server start
- * to fail loudly instead).
+ * route answers 500 and the problem is logged once. In a Nitro server that never happens: the
+ * module's start check (`./startup`, `assertSessionPassword`) stops the server first.
  *
  * @param route The route rule pattern, e.g. `'/live/**'` (used in messages and hook context).
  * @param auth The rule's normalised `auth` field (`validateAuthRule` from the Nitro module).
