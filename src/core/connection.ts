@@ -150,14 +150,14 @@ export class ProxyConnection {
     const idle = this.rt.o.clientIdleTimeout
     if (idle > 0) {
       this.lastClientActivity = Date.now()
-      this.idleTimer = setTimeout(this.checkIdle, idle)
+      this.idleTimer = setTimeout(checkIdle, idle, this)
     }
   }
 
   private connect(): void {
     const o = this.rt.o
     if (o.connectTimeout > 0) {
-      this.connectTimer = setTimeout(this.onConnectTimeout, o.connectTimeout)
+      this.connectTimer = setTimeout(onConnectTimeout, o.connectTimeout, this)
     }
     let target: ReturnType<Extract<typeof o.target, (...args: any[]) => any>> | string | URL
     try {
@@ -196,7 +196,7 @@ export class ProxyConnection {
         close: this.onUpstreamClose,
         error: this.onUpstreamError,
         pong: this.onUpstreamPong,
-        unexpectedResponse: this.settleFirst ? this.onUnexpectedResponse : undefined,
+        unexpectedResponse: this.settleFirst ? status => this.onUnexpectedResponse(status) : undefined,
       })
     }
     catch (error) {
@@ -288,7 +288,7 @@ export class ProxyConnection {
     if (!socket?.cork) return
     this.clientCorked = true
     socket.cork()
-    process.nextTick(this.uncorkClient)
+    process.nextTick(uncorkClient, this)
   }
 
   private corkUpstream(): void {
@@ -296,15 +296,15 @@ export class ProxyConnection {
     if (!socket?.cork) return
     this.upstreamCorked = true
     socket.cork()
-    process.nextTick(this.uncorkUpstream)
+    process.nextTick(uncorkUpstream, this)
   }
 
-  private readonly uncorkClient = (): void => {
+  uncorkClient(): void {
     this.clientCorked = false
     ;(this.client!._socket as { uncork?: () => void } | null)?.uncork?.()
   }
 
-  private readonly uncorkUpstream = (): void => {
+  uncorkUpstream(): void {
     this.upstreamCorked = false
     ;(this.up._socket as { uncork?: () => void } | null)?.uncork?.()
   }
@@ -342,29 +342,29 @@ export class ProxyConnection {
     // `drain` gives a prompt resume; the poll covers queues that drain without the event.
     if (this.upstreamPaused && !this.waitingClientDrain && this.client?._socket) {
       this.waitingClientDrain = true
-      this.client._socket.once('drain', this.onClientDrain)
+      this.client._socket.once('drain', () => this.onClientDrain())
     }
     if (this.clientPaused && !this.waitingUpstreamDrain && this.up?._socket) {
       this.waitingUpstreamDrain = true
-      this.up._socket.once('drain', this.onUpstreamDrain)
+      this.up._socket.once('drain', () => this.onUpstreamDrain())
     }
     if (this.drainTimer === undefined) {
-      this.drainTimer = setInterval(this.checkDrained, DRAIN_POLL_MS)
+      this.drainTimer = setInterval(checkDrained, DRAIN_POLL_MS, this)
       this.drainTimer.unref?.()
     }
   }
 
-  private readonly onClientDrain = (): void => {
+  private onClientDrain(): void {
     this.waitingClientDrain = false
     this.checkDrained()
   }
 
-  private readonly onUpstreamDrain = (): void => {
+  private onUpstreamDrain(): void {
     this.waitingUpstreamDrain = false
     this.checkDrained()
   }
 
-  private readonly checkDrained = (): void => {
+  checkDrained(): void {
     if (this.closed) return
     const low = this.rt.o.lowWaterMark
     if (this.upstreamPaused && this.client!.bufferedAmount <= low) {
@@ -437,11 +437,11 @@ export class ProxyConnection {
     this.fail('upstream-error', error)
   }
 
-  private readonly onUnexpectedResponse = (status: number): void => {
+  private onUnexpectedResponse(status: number): void {
     this.upstreamStatus = PASSED_THROUGH_STATUSES.has(status) ? status : 502
   }
 
-  private readonly onConnectTimeout = (): void => {
+  onConnectTimeout(): void {
     this.end('connect-timeout', {
       source: 'proxy',
       clientCode: 1011,
@@ -453,12 +453,12 @@ export class ProxyConnection {
     })
   }
 
-  private readonly checkIdle = (): void => {
+  checkIdle(): void {
     if (this.closed) return
     const idle = this.rt.o.clientIdleTimeout
     const remaining = idle - (Date.now() - this.lastClientActivity)
     if (remaining > 0) {
-      this.idleTimer = setTimeout(this.checkIdle, remaining)
+      this.idleTimer = setTimeout(checkIdle, remaining, this)
       return
     }
     this.end('client-idle', { source: 'proxy', clientCode: 1001, clientReason: 'Client idle timeout', upstreamCode: 1001, upstreamReason: 'Client idle timeout', code: 1001, reason: 'Client idle timeout' })
@@ -607,6 +607,13 @@ export class ProxyConnection {
     this.upstreamPaused = false
   }
 }
+
+// Timer and tick callbacks take the connection as an argument: no closure per connection.
+function checkIdle(c: ProxyConnection): void { c.checkIdle() }
+function onConnectTimeout(c: ProxyConnection): void { c.onConnectTimeout() }
+function checkDrained(c: ProxyConnection): void { c.checkDrained() }
+function uncorkClient(c: ProxyConnection): void { c.uncorkClient() }
+function uncorkUpstream(c: ProxyConnection): void { c.uncorkUpstream() }
 
 /** Upstream refusals an upstream-first handshake passes to the client as they are. */
 const PASSED_THROUGH_STATUSES = new Set([400, 401, 403, 404, 410, 429])
