@@ -1,6 +1,6 @@
 // Benchmark orchestrator: `npm run bench` (see README, "Benchmarks").
 //   node bench/run.mjs [--quick] [--reps=N] [--workloads=latency,small,large,idle,slow]
-//                      [--targets=direct,pipe,crossws04,ours-0.3,ours-0.4] [--no-write]
+//                      [--targets=direct,pipe,crossws04,ours-0.3,ours-0.4] [--no-write] [--bufferutil]
 // Ours is ../dist/index.mjs (`npm run bench` builds first), or BENCH_OURS_MODULE=<absolute path>.
 // Each cell (workload × target × repetition) runs in fresh processes: the upstream
 // (bench/upstream.mjs), the proxy (bench/proxy.mjs, absent for `direct`) and the load
@@ -35,6 +35,15 @@ for (const t of targets) if (!ALL_TARGETS.includes(t)) throw new TypeError(`[ben
 if (!Number.isInteger(reps) || reps < 1 || reps > 20) throw new TypeError('[bench] --reps must be an integer from 1 to 20.')
 
 const notes = []
+// By default every `ws` (the adapters', the relays', the load generator's) masks in JavaScript,
+// so the rows compare the relays themselves. `--bufferutil` measures native masking instead
+// (crossws 0.3's bundled `ws` cannot load it: its side stays in JavaScript).
+const nativeMasking = flag('bufferutil') === true
+if (nativeMasking) notes.push('--bufferutil: `ws` masks natively where it can load bufferutil (not in crossws 0.3\'s bundled copy).')
+else {
+  process.env.WS_NO_BUFFER_UTIL = '1'
+  notes.push('WS_NO_BUFFER_UTIL=1: every `ws` masks in JavaScript (`--bufferutil` measures native masking).')
+}
 const userModule = process.env.BENCH_OURS_MODULE
 const dist = userModule || join(root, 'dist/index.mjs')
 if (userModule) notes.push(`ours loaded from BENCH_OURS_MODULE=${userModule}.`)
