@@ -91,8 +91,8 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
     }
     connection.expectAdoption(o.connectTimeout || 10_000)
     context[kPending] = connection
-    if (!o.forwardProtocol) return { context: { [kPending]: connection } }
-    return accept(request, connection.up.protocol || undefined, { [kPending]: connection })
+    const chosen = o.forwardProtocol ? connection.up.protocol || undefined : undefined
+    return accept(request, chosen, { [kPending]: connection })
   }
 
   function upgrade(request: Request): UpgradeResult | Promise<UpgradeResult> {
@@ -106,7 +106,8 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
       if (o.upstreamFirst) {
         return upgradeFirst(request, offer).catch(() => new Response('Bad Gateway', { status: 502 }))
       }
-      return o.forwardProtocol ? accept(request, offer![0]) : undefined
+      // Without forwarding, answer no protocol on both lines (crossws 0.3 would echo one).
+      return accept(request, offer?.[0])
     }
     catch {
       // A throw here would hang the client on crossws 0.3: answer instead.

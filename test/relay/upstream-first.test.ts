@@ -82,3 +82,34 @@ describe.each(CROSSWS_LINES)('upstream-first handshake on crossws %s', (line) =>
     await waitFor(() => upstream.connections === 0 && proxy.stats().open === 0, { timeout: 2000, label: 'all released', describe: () => proxy.stats() })
   })
 })
+
+describe.each(CROSSWS_LINES)('forwardProtocol: false on crossws %s', (line) => {
+  afterEach(() => cleanup())
+
+  it.each([false, true])('answers no subprotocol (upstreamFirst: %s), like the other line', async (upstreamFirst) => {
+    const upstream = await startUpstream()
+    const proxy = createWebSocketProxy({ target: upstream.url, ...ctorOption(), forwardProtocol: false, upstreamFirst })
+    const server = await startProxy(proxy, { crossws: line })
+    const res = await rawUpgrade(server.url, { 'sec-websocket-protocol': 'chat' })
+    expect(res.status).toBe(101)
+    expect(res.header('sec-websocket-protocol')).toEqual([])
+    res.close()
+  })
+
+  it('a wrapper that negotiates itself gets exactly its own answer', async () => {
+    const upstream = await startUpstream()
+    const proxy = createWebSocketProxy({ target: upstream.url, ...ctorOption(), forwardProtocol: false })
+    const hooks = {
+      ...proxy,
+      upgrade: async (request: Request) => {
+        await proxy.upgrade(request)
+        return { headers: { 'sec-websocket-protocol': 'mine' } }
+      },
+    }
+    const server = await startProxy(hooks, { crossws: line })
+    const res = await rawUpgrade(server.url, { 'sec-websocket-protocol': 'other, mine' })
+    expect(res.status).toBe(101)
+    expect(res.header('sec-websocket-protocol')).toEqual(['mine'])
+    res.close()
+  })
+})
