@@ -4,6 +4,8 @@ import type { ProxyPeer, WebSocketProxyCloseCause, WebSocketProxyCloseDetails } 
 import type { NodeWebSocket } from './node-socket'
 import type { ProxyCounters } from './stats'
 import { toClientCloseCode, toUpstreamCloseCode, truncateReason } from './close-codes'
+import { canPassThrough, startFrameRelay } from './frame-relay'
+import type { FrameTarget } from './frame-relay'
 import { getNodeWebSocket } from './node-socket'
 import { textBufferCost } from './text-size'
 import { buildConstructorOptions, dialUpstream, SEND_BINARY, SEND_TEXT } from './upstream'
@@ -56,7 +58,7 @@ function asText(data: any): string {
  * One client and its upstream. Every event handler first checks `closed`, and `end()` is the
  * only way out, so each connection is torn down, counted and reported exactly once.
  */
-export class ProxyConnection {
+export class ProxyConnection implements FrameTarget {
   closed = false
   upstreamOpen = false
   peer: Peer | undefined
@@ -127,6 +129,7 @@ export class ProxyConnection {
     if (backlog) {
       for (let i = 0; i < backlog.length && !this.closed; i += 2) this.toClient(backlog[i], backlog[i + 1] as boolean)
     }
+    this.startPassthrough()
     if (!this.closed && this.upstreamPaused && !this.rt.o.whatwg) {
       this.upstreamPaused = false
       this.up.resume()
@@ -273,6 +276,64 @@ export class ProxyConnection {
     if (cap > 0 && ((peer as { bufferedAmount?: number }).bufferedAmount ?? 0) > cap) this.clientTooSlow()
   }
 
+  // --- frame passthrough -----------------------------------------------------------------
+
+  private clientRelayed = false
+  private upstreamRelayed = false
+  private passthroughTries = 0
+
+  /**
+   * Once both legs are open raw `ws` sockets without extensions, relay data frames byte for
+   * byte (see frame-relay.ts). A leg whose receiver is mid-frame is retried on a later turn.
+   */
+  startPassthrough(): void {
+    const client = this.client
+    if (this.closed || !client || !this.rt.o.passthrough || this.rt.o.whatwg) return
+    if (!canPassThrough(client, this.up)) return
+    if (!this.clientRelayed) this.clientRelayed = startFrameRelay(client, this, true)
+    if (!this.upstreamRelayed) this.upstreamRelayed = startFrameRelay(this.up, this, false)
+    if ((!this.clientRelayed || !this.upstreamRelayed) && ++this.passthroughTries < 100) {
+      setImmediate(retryPassthrough, this)
+    }
+  }
+
+  /** A whole data frame from one leg (passthrough): write it as is to the other leg. */
+  frame(fromClient: boolean, slices: Buffer[], payloadLength: number, fin: boolean): void {
+    if (this.closed) return
+    const c = this.rt.counters
+    if (fromClient) {
+      this.clientSeen = true
+      if (this.idleTimer !== undefined) this.lastClientActivity = Date.now()
+      c.bytesToUpstream += payloadLength
+      if (fin) c.messagesToUpstream++
+      const up = this.up
+      if (!this.upstreamCorked) this.corkUpstream()
+      writeSlices(up._socket, slices)
+      if (up.bufferedAmount > this.rt.o.highWaterMark) this.upstreamBackpressure()
+    }
+    else {
+      this.upstreamSeen = true
+      c.bytesToClient += payloadLength
+      if (fin) c.messagesToClient++
+      const client = this.client!
+      if (!this.clientCorked) this.corkClient()
+      writeSlices(client._socket, slices)
+      if (client.bufferedAmount > this.rt.o.highWaterMark) this.clientBackpressure()
+    }
+  }
+
+  frameTooBig(fromClient: boolean): void {
+    this.end('buffer-limit', {
+      source: 'proxy',
+      clientCode: 1009,
+      clientReason: 'Frame too big',
+      upstreamCode: fromClient ? 1009 : 1001,
+      upstreamReason: 'Frame too big',
+      code: 1009,
+      reason: 'Frame too big',
+    })
+  }
+
   // --- write coalescing ------------------------------------------------------------------
 
   /**
@@ -405,6 +466,9 @@ export class ProxyConnection {
       const settle = this.settleFirst
       this.settleFirst = undefined
       settle(undefined)
+    }
+    else {
+      this.startPassthrough()
     }
     const onOpen = this.rt.o.onUpstreamOpen
     if (onOpen) {
@@ -608,7 +672,14 @@ export class ProxyConnection {
   }
 }
 
+function writeSlices(socket: unknown, slices: Buffer[]): void {
+  const out = socket as { write: (chunk: Buffer) => boolean } | null | undefined
+  if (!out) return
+  for (let i = 0; i < slices.length; i++) out.write(slices[i]!)
+}
+
 // Timer and tick callbacks take the connection as an argument: no closure per connection.
+function retryPassthrough(c: ProxyConnection): void { c.startPassthrough() }
 function checkIdle(c: ProxyConnection): void { c.checkIdle() }
 function onConnectTimeout(c: ProxyConnection): void { c.onConnectTimeout() }
 function checkDrained(c: ProxyConnection): void { c.checkDrained() }

@@ -2,7 +2,7 @@ import type { WebSocketConstructor, WebSocketProxyOptions } from './types'
 
 /** Options with every default applied, as the connections read them. */
 export interface ResolvedProxyOptions extends Required<Pick<WebSocketProxyOptions,
-  'forwardProtocol' | 'maxBufferSize' | 'connectTimeout' | 'clientIdleTimeout' | 'upstreamFirst'
+  'forwardProtocol' | 'maxBufferSize' | 'connectTimeout' | 'clientIdleTimeout' | 'upstreamFirst' | 'passthrough'
   | 'highWaterMark' | 'lowWaterMark' | 'maxBufferedAmount' | 'heartbeatInterval' | 'heartbeatTimeout'>> {
   target: WebSocketProxyOptions['target']
   headers: WebSocketProxyOptions['headers']
@@ -87,6 +87,7 @@ export function resolveOptions(input: WebSocketProxyOptions['target'] | WebSocke
     connectTimeout: options.connectTimeout ?? DEFAULTS.connectTimeout,
     clientIdleTimeout: options.clientIdleTimeout ?? DEFAULTS.clientIdleTimeout,
     upstreamFirst: options.upstreamFirst ?? false,
+    passthrough: options.passthrough ?? true,
     highWaterMark,
     lowWaterMark,
     maxBufferedAmount: options.maxBufferedAmount ?? DEFAULTS.maxBufferedAmount,

@@ -138,6 +138,15 @@ export interface WebSocketProxyOptions {
    */
   upstreamFirst?: boolean
   /**
+   * Relay data frames byte for byte once both legs are open: on Node, when the client and the
+   * upstream are both `ws` sockets and neither leg negotiated an extension (compression). No
+   * per-message decoding, unmasking, re-masking or copying; close, ping and pong frames are still
+   * handled by each leg. The client's frames keep the mask its browser chose. Crossws `message`
+   * hooks no longer see relayed messages then: set `false` if a wrapper must see each message.
+   * @default true
+   */
+  passthrough?: boolean
+  /**
    * Bytes queued toward one side above which the proxy stops reading from the other side.
    * @default 1048576
    */

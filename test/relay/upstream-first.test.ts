@@ -101,7 +101,7 @@ describe.each(CROSSWS_LINES)('forwardProtocol: false on crossws %s', (line) => {
     const proxy = createWebSocketProxy({ target: upstream.url, ...ctorOption(), forwardProtocol: false })
     const hooks = {
       ...proxy,
-      upgrade: async (request: Request) => {
+      upgrade: async (request: Parameters<typeof proxy.upgrade>[0]) => {
         await proxy.upgrade(request)
         return { headers: { 'sec-websocket-protocol': 'mine' } }
       },
