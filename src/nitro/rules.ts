@@ -47,7 +47,7 @@ export function normalizeWsProxyRules(
     const hasKebab = config['ws-proxy'] !== undefined
     if (!hasCamel && !hasKebab) continue
     const key = hasCamel ? 'wsProxy' : 'ws-proxy'
-    const at = `routeRules[${quote(route)}].${key === 'wsProxy' ? key : `['${key}']`}`
+    const at = `routeRules[${quote(route)}]${key === 'wsProxy' ? `.${key}` : `['${key}']`}`
     if (hasCamel && hasKebab) {
       fail(`routeRules[${quote(route)}] sets both wsProxy and 'ws-proxy': keep one`)
     }

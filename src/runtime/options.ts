@@ -21,7 +21,7 @@ export const NUMBER_OPTIONS = [
 ] as const
 
 /** Boolean options a rule may set. */
-export const BOOLEAN_OPTIONS = ['forwardProtocol', 'upstreamFirst', 'xForwarded'] as const
+export const BOOLEAN_OPTIONS = ['forwardProtocol', 'upstreamFirst', 'passthrough', 'xForwarded'] as const
 
 /** Every key of a rule's runtime entry (`runtimeConfig.wsProxy.<name>`), all overridable by env. */
 export const RUNTIME_OPTION_KEYS = ['target', 'headers', ...BOOLEAN_OPTIONS, ...NUMBER_OPTIONS] as const
@@ -32,7 +32,7 @@ type NumberOption = typeof NUMBER_OPTIONS[number]
  * A proxied route's options: the value of `routeRules[route].wsProxy` when it is an object.
  * Unset numeric and boolean options take `createWebSocketProxy`'s defaults.
  */
-export interface WsProxyRuleOptions extends Partial<Pick<WebSocketProxyOptions, NumberOption | 'forwardProtocol' | 'upstreamFirst'>> {
+export interface WsProxyRuleOptions extends Partial<Pick<WebSocketProxyOptions, NumberOption | 'forwardProtocol' | 'upstreamFirst' | 'passthrough'>> {
   /**
    * Upstream URL: `ws://`, `wss://` or `ws+unix:`. Ending it with `/**` appends the client path
    * below the route (`'/live/**'` + `ws://chat:8080/rooms/**`: `/live/a?x=1` dials
@@ -77,7 +77,7 @@ export interface CheckedRuleOptions {
   xForwarded: boolean
   headers: Record<string, string>
   /** Options handed to `createWebSocketProxy` as they are (unset ones are absent). */
-  proxy: Partial<Pick<WebSocketProxyOptions, NumberOption | 'forwardProtocol' | 'upstreamFirst'>>
+  proxy: Partial<Pick<WebSocketProxyOptions, NumberOption | 'forwardProtocol' | 'upstreamFirst' | 'passthrough'>>
 }
 
 const TOKEN_RE = /^[!#$%&'*+\-.^`|~\w]+$/

@@ -37,7 +37,7 @@ describe('normalizeWsProxyRules', () => {
   it.each([
     [{ '/live/**': { wsProxy: { target: 'http://x/**' } } }, `[nitro-ws-proxy] routeRules['/live/**'].wsProxy.target must be a ws://, wss:// or ws+unix: URL, got "http://x/**"`],
     [{ '/live/**': { wsProxy: 'nope' } }, `[nitro-ws-proxy] routeRules['/live/**'].wsProxy.target must be a ws://, wss:// or ws+unix: URL, got "nope"`],
-    [{ '/live/**': { 'ws-proxy': { target: 'ws://x', conectTimeout: 1 } } }, `[nitro-ws-proxy] routeRules['/live/**'].['ws-proxy'].conectTimeout is not an option; known options: name, auth, target, headers, forwardProtocol, upstreamFirst, xForwarded, connectTimeout, maxBufferSize, clientIdleTimeout, highWaterMark, lowWaterMark, maxBufferedAmount, heartbeatInterval, heartbeatTimeout`],
+    [{ '/live/**': { 'ws-proxy': { target: 'ws://x', conectTimeout: 1 } } }, `[nitro-ws-proxy] routeRules['/live/**']['ws-proxy'].conectTimeout is not an option; known options: name, auth, target, headers, forwardProtocol, upstreamFirst, passthrough, xForwarded, connectTimeout, maxBufferSize, clientIdleTimeout, highWaterMark, lowWaterMark, maxBufferedAmount, heartbeatInterval, heartbeatTimeout`],
     [{ '/a': { wsProxy: { target: 'ws://x', connectTimeout: -1 } } }, `[nitro-ws-proxy] routeRules['/a'].wsProxy.connectTimeout must be a non-negative number, got -1`],
     [{ '/a': { wsProxy: { target: 'ws://x', xForwarded: 'yes' } } }, `[nitro-ws-proxy] routeRules['/a'].wsProxy.xForwarded must be true or false, got "yes"`],
     [{ '/a': { wsProxy: { target: 'ws://x', headers: { 'sec-websocket-key': 'k' } } } }, `[nitro-ws-proxy] routeRules['/a'].wsProxy.headers must not set sec-websocket-key: the WebSocket client owns the handshake headers`],
