@@ -153,6 +153,7 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
       useWs,
       envPrefix: rule.envPrefix.replace(/^NITRO_/, envPrefix),
       framework,
+      dev: nitro.options.dev === true,
     }))
     // A getter: Nitro's dev watcher keeps the virtual modules it started with across config
     // hot reloads, so an edited rule must be read when the module is loaded again.
@@ -200,7 +201,7 @@ export function sessionCheckCode(routes: string[], ctx: { runtimeDir: string, fr
 /** The generated module of one rule: composition of core, runtime handler and client. */
 export function handlerCode(
   rule: NormalizedWsProxyRule,
-  ctx: { coreEntry: string, runtimeDir: string, useWs: boolean, envPrefix: string, framework: 'nitro' | 'nuxt' },
+  ctx: { coreEntry: string, runtimeDir: string, useWs: boolean, envPrefix: string, framework: 'nitro' | 'nuxt', dev: boolean },
 ): string {
   const imports = [
     `import { useNitroApp, useRuntimeConfig } from 'nitropack/runtime'`,
@@ -231,6 +232,7 @@ export function handlerCode(
     `  createWebSocketProxy,`,
     `  WebSocket: ${ctx.useWs ? 'WebSocket' : 'undefined'},`,
     `  runtimeConfig,`,
+    `  dev: ${ctx.dev},`,
     `  auth: ${rule.auth?.session === true ? 'auth' : 'undefined'},`,
     `})`,
   )

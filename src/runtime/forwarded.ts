@@ -2,20 +2,37 @@ import type { ProxyPeer } from '../core/types'
 
 interface NodeSocketLike { remoteAddress?: string, encrypted?: boolean }
 
+/** Where the server sits, for what its socket can tell about the client. */
+export interface ForwardedContext {
+  /**
+   * The server is Nitro's dev worker behind the dev server (`nitropack dev`, `nuxi dev`). Its
+   * proxy keeps `x-forwarded-*` copies a client sent (it only fills absent ones), so nothing in
+   * them can be trusted: `for` is the dev server's own loopback address, `proto` is `http`.
+   */
+  devProxy?: boolean
+}
+
 /**
  * `x-forwarded-for`, `-proto` and `-host` for the upstream handshake, computed by the proxy.
  *
  * Client copies are never passed on: `for` is the client socket's address and `proto` whether
  * that socket is TLS (`https`) or not (`http`); `host` is the `Host` the client asked for. When
- * the server has no socket address (it listens on a Unix socket, as Nitro's dev worker does
- * behind the dev server), `for` and `proto` are the last entries of the incoming headers: they
- * were appended by the local proxy in front of us, not written by the client.
+ * a production server has no socket address (it listens on a Unix socket behind a reverse proxy
+ * such as nginx, which appends its hop), `for` and `proto` are the last entries of the incoming
+ * headers: appended by that proxy, not written by the client.
  */
-export function forwardedHeaders(peer: ProxyPeer): Record<string, string> {
+export function forwardedHeaders(peer: ProxyPeer, context: ForwardedContext = {}): Record<string, string> {
   const { request } = peer
   const socket = nodeSocket(request)
   const remote = peer.remoteAddress || socket?.remoteAddress
   const headers: Record<string, string> = {}
+  if (context.devProxy && !remote) {
+    headers['x-forwarded-for'] = '127.0.0.1'
+    headers['x-forwarded-proto'] = 'http'
+    const host = request.headers.get('host')
+    if (host) headers['x-forwarded-host'] = host
+    return headers
+  }
   const address = remote || lastHop(request.headers.get('x-forwarded-for'))
   if (address) headers['x-forwarded-for'] = address
   headers['x-forwarded-proto'] = socket?.encrypted

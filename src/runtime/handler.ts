@@ -41,6 +41,8 @@ export interface WsProxyHandlerInput {
   createWebSocketProxy: (options: WebSocketProxyOptions) => WebSocketProxy
   /** Upstream client: `ws`'s `WebSocket` on Node presets, else `undefined` (global `WebSocket`). */
   WebSocket?: WebSocketConstructor
+  /** The server runs as Nitro's dev worker behind the dev server (see `forwardedHeaders`). */
+  dev?: boolean
   /** The server's runtime config (`useRuntimeConfig()`), env overrides applied. */
   runtimeConfig: RuntimeConfigLike
   /**
@@ -145,11 +147,12 @@ function setupRoute(input: WsProxyHandlerInput): RouteSetup {
       key => `runtimeConfig.wsProxy.${input.name}.${key} (env ${input.envPrefix}${toEnvSuffix(key)}) of route ${input.route}`,
     )
     const staticHeaders = rule.headers
+    const forwardedContext = { devProxy: input.dev === true }
     const proxy = input.createWebSocketProxy({
       ...rule.proxy,
       target: peer => stateOf(peer).url,
       headers: peer => ({
-        ...(rule.xForwarded ? forwardedHeaders(peer) : {}),
+        ...(rule.xForwarded ? forwardedHeaders(peer, forwardedContext) : {}),
         ...staticHeaders,
         ...stateOf(peer).authHeaders,
       }),

@@ -21,4 +21,4 @@ afterAll(async () => {
   await cleanup()
 })
 
-describeProxyBehaviour('nitropack dev', () => ({ url: server!.url, upstream }), { devProxy: true })
+describeProxyBehaviour('nitropack dev', () => ({ url: server!.url, upstream }))

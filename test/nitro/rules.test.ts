@@ -76,12 +76,12 @@ describe('normalizeWsProxyRules', () => {
 
   it('generates a handler module importing the core, the runtime handler and ws by absolute path', () => {
     const [rule] = normalize({ '/live/**': { wsProxy: 'ws://up/**' } })
-    const code = handlerCode(rule!, { coreEntry: '/pkg/dist/index.mjs', runtimeDir: '/pkg/dist/runtime/', useWs: true, envPrefix: 'NITRO_WS_PROXY_LIVE_', framework: 'nitro' })
+    const code = handlerCode(rule!, { coreEntry: '/pkg/dist/index.mjs', runtimeDir: '/pkg/dist/runtime/', useWs: true, envPrefix: 'NITRO_WS_PROXY_LIVE_', framework: 'nitro', dev: false })
     expect(code).toContain(`import { createWebSocketProxy } from "/pkg/dist/index.mjs"`)
     expect(code).toContain(`import { defineWsProxyHandler } from "/pkg/dist/runtime/handler.mjs"`)
     expect(code).toContain(`import { WebSocket } from "/pkg/dist/runtime/ws.mjs"`)
     expect(code).not.toContain('auth/index.mjs')
-    const global = handlerCode(rule!, { coreEntry: '/c.mjs', runtimeDir: '/r/', useWs: false, envPrefix: 'X_', framework: 'nitro' })
+    const global = handlerCode(rule!, { coreEntry: '/c.mjs', runtimeDir: '/r/', useWs: false, envPrefix: 'X_', framework: 'nitro', dev: false })
     expect(global).not.toContain('ws.mjs')
     expect(global).toContain('WebSocket: undefined')
   })

@@ -22,4 +22,4 @@ afterAll(() => cleanup())
 
 await setup({ rootDir: fixtureDir('nuxt-app'), dev: true, server: true })
 
-describeProxyBehaviour('nuxi dev', () => ({ url: url('/').replace(/\/$/, ''), upstream }), { devProxy: true, sessionCookie: 'nuxt-session' })
+describeProxyBehaviour('nuxi dev', () => ({ url: url('/').replace(/\/$/, ''), upstream }), { sessionCookie: 'nuxt-session' })
