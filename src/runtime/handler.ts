@@ -11,6 +11,7 @@ import type {
   WebSocketProxyOptions,
 } from '../core/types'
 import { toEnvSuffix } from './env'
+import { clearExpiry, scheduleExpiry } from './auth/hooks'
 import { forwardedHeaders } from './forwarded'
 import { checkRuleOptions, type CheckedRuleOptions } from './options'
 import { mapTarget, pathBelow, splitRequestUrl } from './target'
@@ -63,12 +64,9 @@ interface ConnectionState {
   url: string
   authHeaders?: Record<string, string>
   expiresAt?: number
-  expiryTimer?: ReturnType<typeof setTimeout>
 }
 
 const STATE = '_wsProxy'
-/** setTimeout's maximum delay (about 24.8 days). */
-const MAX_TIMER = 2 ** 31 - 1
 
 /** All proxies created in this server, for a graceful `closeAll()` on shutdown. */
 export const wsProxies = new Set<WebSocketProxy>()
@@ -117,7 +115,8 @@ export function defineWsProxyHandler(input: WsProxyHandlerInput) {
     },
     open(peer) {
       const state = peer.context?.[STATE] as ConnectionState | undefined
-      if (state?.expiresAt !== undefined) scheduleExpiry(state, peer, state.expiresAt)
+      // A session that ends while connected closes the connection with 1008.
+      if (state?.expiresAt !== undefined) scheduleExpiry(peer, peer.context, state.expiresAt)
       return proxy.open(peer)
     },
     message: (peer, message) => proxy.message(peer, message),
@@ -194,23 +193,4 @@ function stateOf(peer: ProxyPeer): ConnectionState {
   const state = peer.context?.[STATE] as ConnectionState | undefined
   if (!state) throw new Error('[nitro-ws-proxy] connection has no mapped target')
   return state
-}
-
-/** Close the client with 1008 at `expiresAt` (re-armed past setTimeout's ~24.8-day limit). */
-function scheduleExpiry(state: ConnectionState, peer: { close: (code?: number, reason?: string) => void }, expiresAt: number) {
-  const delay = expiresAt - Date.now()
-  if (delay <= 0) {
-    try {
-      peer.close(1008, 'Session expired')
-    }
-    catch {}
-    return
-  }
-  state.expiryTimer = setTimeout(() => scheduleExpiry(state, peer, expiresAt), Math.min(delay, MAX_TIMER))
-  state.expiryTimer.unref?.()
-}
-
-function clearExpiry(context: Record<string, unknown> | undefined) {
-  const state = context?.[STATE] as ConnectionState | undefined
-  if (state?.expiryTimer) clearTimeout(state.expiryTimer)
 }

@@ -29,7 +29,8 @@ export function getUpstreamAuthHeaders(peer: ContextHolder): Record<string, stri
 const MAX_TIMER_DELAY = 2 ** 31 - 1
 const expiryTimers = new WeakMap<object, ReturnType<typeof setTimeout>>()
 
-function clearExpiry(context: object | undefined | null): void {
+/** Cancel the expiry close scheduled for this connection context, if any. */
+export function clearExpiry(context: object | undefined | null): void {
   if (!context) {
     return
   }
@@ -44,7 +45,7 @@ function clearExpiry(context: object | undefined | null): void {
  * Close the peer with 1008 once `expiresAt` passes. Chains timers past setTimeout's ~24.8-day
  * limit (a longer delay would fire at once) and re-checks the clock when a timer fires.
  */
-function scheduleExpiry(peer: Peer, context: object, expiresAt: number): void {
+export function scheduleExpiry(peer: Pick<Peer, 'close'>, context: object, expiresAt: number): void {
   const arm = () => {
     expiryTimers.delete(context)
     const delay = expiresAt - Date.now()
