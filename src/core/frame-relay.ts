@@ -11,8 +11,14 @@
  */
 import type { NodeWebSocket } from './node-socket'
 
-/** Largest data frame held while it arrives; a bigger one ends the connection (1009). */
-export const MAX_PASSTHROUGH_FRAME = 64 * 1024 * 1024
+/**
+ * Largest data frame held while it arrives; a bigger one ends the connection (1009). The same
+ * 100 MiB as `ws`'s default `maxPayload`, so passthrough accepts what decoding would.
+ */
+export const MAX_PASSTHROUGH_FRAME = 100 * 1024 * 1024
+
+/** Most chunks one frame may arrive in (`ws`'s default `maxBufferedChunks`). */
+const MAX_BUFFERED_CHUNKS = 262_144
 
 interface RawSocket {
   listeners: (event: 'data') => Array<(chunk: Buffer) => void>
@@ -94,11 +100,14 @@ export class FrameSplitter {
   private chunks: Buffer[] = []
   private buffered = 0
   private stopped = false
+  /** Payload bytes of a refused (too big) frame still to drop, so later frames stay in step. */
+  private skipping = 0
 
   constructor(
     private readonly target: FrameTarget,
     private readonly receiver: { write: (frame: Buffer) => boolean },
     private readonly fromClient: boolean,
+    private readonly maxFrame = MAX_PASSTHROUGH_FRAME,
   ) {}
 
   push(chunk: Buffer): void {
@@ -106,16 +115,34 @@ export class FrameSplitter {
     this.chunks.push(chunk)
     this.buffered += chunk.length
     while (!this.stopped) {
+      if (this.skipping > 0) {
+        const dropped = Math.min(this.skipping, this.buffered)
+        this.take(dropped)
+        this.skipping -= dropped
+        if (this.skipping > 0) return
+      }
       const header = this.peekHeader()
       if (header === undefined) return
       const { headerLength, payloadLength, opcode, fin } = header
-      if (payloadLength > MAX_PASSTHROUGH_FRAME) {
-        this.stopped = true
+      if (payloadLength > this.maxFrame) {
+        // Drop it as it arrives (never hold it): the close handshake that follows still parses.
+        this.take(headerLength)
+        this.skipping = payloadLength
         this.target.frameTooBig(this.fromClient)
-        return
+        continue
       }
       const total = headerLength + payloadLength
-      if (this.buffered < total) return
+      if (this.buffered < total) {
+        // A frame dripped in tiny pieces must not grow an unbounded list (as `ws` caps it too).
+        if (this.chunks.length > MAX_BUFFERED_CHUNKS) {
+          const held = this.buffered
+          this.take(held)
+          this.skipping = total - held
+          this.target.frameTooBig(this.fromClient)
+          continue
+        }
+        return
+      }
       const slices = this.take(total)
       if (opcode <= 0x2) {
         this.target.frame(this.fromClient, slices, payloadLength, fin)
@@ -161,23 +188,25 @@ export class FrameSplitter {
     return 0
   }
 
-  /** Remove `n` bytes from the front, as slices of the chunks (no copy). */
+  /** Remove `n` bytes from the front, as slices of the chunks (no copy, one splice). */
   private take(n: number): Buffer[] {
     this.buffered -= n
     const slices: Buffer[] = []
+    let whole = 0
     while (n > 0) {
-      const chunk = this.chunks[0]!
+      const chunk = this.chunks[whole]!
       if (chunk.length <= n) {
         slices.push(chunk)
-        this.chunks.shift()
+        whole++
         n -= chunk.length
       }
       else {
         slices.push(chunk.subarray(0, n))
-        this.chunks[0] = chunk.subarray(n)
+        this.chunks[whole] = chunk.subarray(n)
         n = 0
       }
     }
+    if (whole > 0) this.chunks.splice(0, whole)
     return slices
   }
 }
