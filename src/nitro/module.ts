@@ -162,8 +162,9 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
       nitro.options.handlers.push({ route, handler: id })
     }
   })
-  const plugin = `${runtimeDir}plugin.mjs`
-  if (!nitro.options.plugins.includes(plugin)) nitro.options.plugins.push(plugin)
+  for (const plugin of [`${runtimeDir}plugin.mjs`, `${runtimeDir}unmatched.mjs`]) {
+    if (!nitro.options.plugins.includes(plugin)) nitro.options.plugins.push(plugin)
+  }
   if (protectedRoutes.length) {
     // Fails the server start (not the build: the password is a runtime secret) when a
     // session-protected route has no usable password.

@@ -173,7 +173,7 @@ function setupRoute(input: WsProxyHandlerInput): RouteSetup {
  * A rejection crossws writes cleanly: status text, a byte body with its length, no
  * content-type (crossws 0.3 URL-encodes header values), and `connection: close`.
  */
-function reject(status: number, text: string): Response {
+export function reject(status: number, text: string): Response {
   const body = new TextEncoder().encode(text)
   return new Response(body, {
     status,

@@ -155,6 +155,14 @@ export function describeProxyBehaviour(label: string, getApp: () => RunningApp, 
       expect(bare.status).toBe(426)
     })
 
+    it('refuses an upgrade on a path no WebSocket handler serves with 404, nothing dialled', async () => {
+      const before = getApp().upstream.handshakes.length
+      for (const path of ['/livex', '/fixed/below', '/not-a-proxy']) {
+        expect(await rawUpgradeStatus(getApp().url, path)).toBe(404)
+      }
+      expect(handshakesSince(before)).toEqual([])
+    })
+
     it('negotiates one subprotocol, forwarded to the upstream, with exactly one header', async () => {
       const before = getApp().upstream.handshakes.length
       const client = await wsConnect(ws('/live/proto'), { protocols: ['chat.v2', 'chat.v1'] })
