@@ -24,6 +24,11 @@ export interface ProxyServer {
 
 export interface StartProxyOptions {
   crossws: CrosswsLine
+  /**
+   * Mount the hooks the way frameworks do (Nitro, h3): through the adapter's async `resolve`
+   * option instead of `hooks`, so every hook call goes through a promise.
+   */
+  viaResolve?: boolean
 }
 
 /**
@@ -31,11 +36,12 @@ export interface StartProxyOptions {
  * `adapter({ hooks }).handleUpgrade(req, socket, head)` of the chosen crossws line.
  * Plain HTTP requests get 404.
  */
-export async function startProxy(hooks: object, { crossws: line }: StartProxyOptions): Promise<ProxyServer> {
+export async function startProxy(hooks: object, { crossws: line, viaResolve = false }: StartProxyOptions): Promise<ProxyServer> {
   // The two lines type their hooks differently; both accept the same hook shapes at runtime.
+  const options = viaResolve ? { resolve: async () => hooks } : { hooks }
   const adapter = line === '0.3'
-    ? crossws03({ hooks: hooks as any })
-    : crossws04({ hooks: hooks as any })
+    ? crossws03(options as any)
+    : crossws04(options as any)
   const sockets = new Set<Socket>()
   const upgradeErrors: unknown[] = []
 
