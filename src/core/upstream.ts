@@ -23,12 +23,19 @@ function toHeaderRecord(init: ProxyHeadersInit): Record<string, string> {
   return record
 }
 
+/**
+ * `ws` offers permessage-deflate by default. The proxy does not: compressing the upstream leg
+ * costs a zlib context per connection (hundreds of KiB) and CPU per message, and it would turn
+ * off frame passthrough. `webSocketOptions: { perMessageDeflate: true }` turns it back on.
+ */
+const WS_DEFAULTS = Object.freeze({ perMessageDeflate: false })
+
 /** The constructor's third argument: `webSocketOptions` with `headers` applied on top. */
 export function buildConstructorOptions(o: ResolvedProxyOptions, peer: ProxyPeer): Record<string, unknown> | undefined {
   const extra = typeof o.webSocketOptions === 'function' ? o.webSocketOptions(peer) : o.webSocketOptions
   const headers = typeof o.headers === 'function' ? o.headers(peer) : o.headers
-  if (!extra && !headers) return undefined
-  const merged: Record<string, unknown> = { ...extra }
+  if (!extra && !headers) return o.whatwg ? undefined : WS_DEFAULTS
+  const merged: Record<string, unknown> = o.whatwg ? { ...extra } : { ...WS_DEFAULTS, ...extra }
   if (headers) merged.headers = toHeaderRecord(headers)
   return merged
 }

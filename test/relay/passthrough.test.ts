@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createWebSocketProxy } from '../../src/index'
-import { cleanup, CROSSWS_LINES, ctorOption, startProxy, startUpstream, usesWsCtor, waitFor, wsConnect } from '../helpers'
+import { cleanup, CROSSWS_LINES, ctorOption, startProxy, startUpstream, track, usesWsCtor, waitFor, wsConnect } from '../helpers'
 
 function sha(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex')
@@ -89,5 +89,39 @@ describe.each(CROSSWS_LINES)('frame passthrough on crossws %s', (line) => {
     await b.client.close(4000, 'from client')
     await waitFor(() => b.upstream.closes.length === 1)
     expect(b.upstream.closes[0]).toEqual({ code: 4000, reason: 'from client' })
+  })
+})
+
+describe.each(CROSSWS_LINES)('a compressed upstream leg on crossws %s', (line) => {
+  afterEach(() => cleanup())
+
+  it.runIf(usesWsCtor)('is relayed message by message (no passthrough), text and binary intact', async () => {
+    const { WebSocketServer } = await import('ws')
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: { threshold: 0 } })
+    await new Promise(resolve => wss.once('listening', resolve))
+    const extensions: string[] = []
+    wss.on('connection', (ws, req) => {
+      extensions.push(String(req.headers['sec-websocket-extensions']))
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
+    })
+    track(() => new Promise<void>((resolve) => {
+      for (const ws of wss.clients) ws.terminate()
+      wss.close(() => resolve())
+    }))
+    const url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}`
+    const proxy = createWebSocketProxy({ target: url, ...ctorOption(), webSocketOptions: { perMessageDeflate: true } })
+    let hookCalls = 0
+    const server = await startProxy({ ...proxy, message: (peer: any, message: any) => { hookCalls++; return proxy.message(peer, message) } }, { crossws: line })
+    const client = await wsConnect(server.url)
+    for (let i = 0; i < 5; i++) {
+      client.send(`text ${i} ${'x'.repeat(200)}`)
+      const echo = await client.next()
+      expect([echo.text, echo.isBinary]).toEqual([`text ${i} ${'x'.repeat(200)}`, false])
+    }
+    client.send(Buffer.alloc(5000, 3))
+    const binary = await client.next()
+    expect([binary.data.length, binary.isBinary]).toEqual([5000, true])
+    expect(extensions[0]).toMatch(/permessage-deflate/)
+    expect(hookCalls).toBe(6)
   })
 })
