@@ -227,18 +227,7 @@ export class ProxyConnection implements FrameTarget {
     this.clientSeen = true
     if (this.idleTimer !== undefined) this.lastClientActivity = Date.now()
     if (this.upstreamOpen) {
-      const c = this.rt.counters
-      c.messagesToUpstream++
-      c.bytesToUpstream += byteSize(data)
-      const up = this.up
-      if (this.rt.o.whatwg) {
-        up.send(isBinary ? data : asText(data))
-      }
-      else {
-        if (!this.upstreamCorked) this.corkUpstream()
-        up.send(data, isBinary ? SEND_BINARY : SEND_TEXT)
-      }
-      if (up.bufferedAmount > this.rt.o.highWaterMark) this.upstreamBackpressure()
+      this.toUpstream(data, isBinary)
       return
     }
     const limit = this.rt.o.maxBufferSize
@@ -249,6 +238,22 @@ export class ProxyConnection implements FrameTarget {
     }
     this.queue!.push(data, isBinary)
     this.queuedCost += cost
+  }
+
+  /** Send one client message upstream with its frame type (also how the pre-open queue flushes). */
+  private toUpstream(data: any, isBinary: boolean): void {
+    const c = this.rt.counters
+    c.messagesToUpstream++
+    c.bytesToUpstream += byteSize(data)
+    const up = this.up
+    if (this.rt.o.whatwg) {
+      up.send(isBinary ? data : asText(data))
+    }
+    else {
+      if (!this.upstreamCorked) this.corkUpstream()
+      up.send(data, isBinary ? SEND_BINARY : SEND_TEXT)
+    }
+    if (up.bufferedAmount > this.rt.o.highWaterMark) this.upstreamBackpressure()
   }
 
   /** An upstream frame: relay it to the client with its frame type. */
@@ -455,7 +460,7 @@ export class ProxyConnection implements FrameTarget {
     const queue = this.queue!
     this.queue = null
     this.queuedCost = 0
-    for (let i = 0; i < queue.length && !this.closed; i += 2) this.fromClientFlushed(queue[i], queue[i + 1] as boolean)
+    for (let i = 0; i < queue.length && !this.closed; i += 2) this.toUpstream(queue[i], queue[i + 1] as boolean)
     if (this.closed) return
     if (this.settleFirst) {
       // Hold the upstream until the client is accepted; frames already read wait in `backlog`.
@@ -475,15 +480,6 @@ export class ProxyConnection implements FrameTarget {
       try { onOpen(this.pp, { url: this.url! }) }
       catch (error) { console.error('[nitro-ws-proxy] onUpstreamOpen callback failed:', error) }
     }
-  }
-
-  private fromClientFlushed(data: unknown, isBinary: boolean): void {
-    // Same as the open branch of `fromClient`, without touching idle/heartbeat state.
-    const c = this.rt.counters
-    c.messagesToUpstream++
-    c.bytesToUpstream += byteSize(data)
-    if (this.rt.o.whatwg) this.up.send(isBinary ? data : asText(data))
-    else this.up.send(data, isBinary ? SEND_BINARY : SEND_TEXT)
   }
 
   private readonly onUpstreamClose = (code: number, reason: string): void => {
