@@ -12,6 +12,7 @@ import type {
 } from '../core/types'
 import { toEnvSuffix } from './env'
 import { clearExpiry, scheduleExpiry } from './auth/hooks'
+import { rejectUpgrade as reject } from './reject'
 import { forwardedHeaders } from './forwarded'
 import { checkRuleOptions, type CheckedRuleOptions } from './options'
 import { mapTarget, pathBelow, splitRequestUrl } from './target'
@@ -167,19 +168,6 @@ function setupRoute(input: WsProxyHandlerInput): RouteSetup {
       error: `${message.startsWith('[nitro-ws-proxy]') ? '' : `[nitro-ws-proxy] ${input.route}: `}${message}. Upgrades on ${input.route} are answered 500 until this is fixed.`,
     }
   }
-}
-
-/**
- * A rejection crossws writes cleanly: status text, a byte body with its length, no
- * content-type (crossws 0.3 URL-encodes header values), and `connection: close`.
- */
-export function reject(status: number, text: string): Response {
-  const body = new TextEncoder().encode(text)
-  return new Response(body, {
-    status,
-    statusText: text,
-    headers: { 'content-length': String(body.byteLength), 'connection': 'close' },
-  })
 }
 
 /** The upgrade's context (crossws 0.3 creates it before `upgrade`; create it if missing). */

@@ -1,4 +1,4 @@
-import { reject } from './handler'
+import { rejectUpgrade } from './reject'
 
 /** The part of the h3 app's crossws options this plugin wraps. */
 interface WebSocketOptionsLike {
@@ -6,7 +6,7 @@ interface WebSocketOptionsLike {
 }
 
 /** Hooks for a path no WebSocket handler serves: refuse the upgrade. */
-const NOT_FOUND = Object.freeze({ upgrade: () => reject(404, 'Not Found') })
+const NOT_FOUND = Object.freeze({ upgrade: () => rejectUpgrade(404, 'Not Found') })
 
 /**
  * Nitro plugin: refuse WebSocket upgrades on paths no WebSocket handler serves (404).

@@ -1,5 +1,6 @@
 import type { Hooks, Peer } from 'crossws'
 import type { RouteAuth, RouteAuthAccept } from './types'
+import { rejectUpgrade } from '../reject'
 
 /** Key of the auth state in `request.context` / `peer.context`. */
 export const AUTH_CONTEXT_KEY = 'wsProxyAuth'
@@ -103,7 +104,7 @@ export function withRouteAuth<H extends Partial<Hooks>>(hooks: H, auth: RouteAut
           return response
         }
         console.error(`[nitro-ws-proxy] upgrade failed for routeRules['${auth.route}']; answered 500.`, error)
-        return new Response(new TextEncoder().encode('Internal Server Error'), { status: 500, statusText: 'Internal Server Error' })
+        return rejectUpgrade(500, 'Internal Server Error')
       }
       if (res === undefined || res === null) {
         return { context } as any

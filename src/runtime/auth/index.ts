@@ -11,6 +11,7 @@ import { checkOrigin } from './origin'
 import { hasUser, openSession, readCookie, readHeader } from './session'
 import { AUTH_HOOK, DEFAULT_USER_HEADER, HEADER_NAME_RE, isReservedHeader, NITRO_PASSWORD_ENV } from './types'
 import { encodeUserHeader, matchesRequirements } from './user'
+import { rejectUpgrade } from '../reject'
 
 export type * from './types'
 export { AUTH_HOOK, DEFAULT_USER_HEADER, MIN_PASSWORD_LENGTH, NITRO_PASSWORD_ENV, NUXT_PASSWORD_ENV, NUXT_SESSION_PASSWORD_ENV } from './types'
@@ -31,18 +32,8 @@ const STATUS_TEXT: Record<number, string> = {
   503: 'Service Unavailable',
 }
 
-/**
- * A rejection the crossws adapters write cleanly: explicit status text, a byte body (no
- * content-type, which crossws 0.3 would URL-encode), `content-length` and `connection: close`.
- */
 function reject(status: number, message?: string): Response {
-  const text = STATUS_TEXT[status] ?? 'Error'
-  const body = new TextEncoder().encode(message || text)
-  return new Response(body, {
-    status,
-    statusText: text,
-    headers: { 'content-length': String(body.byteLength), 'connection': 'close' },
-  })
+  return rejectUpgrade(status, STATUS_TEXT[status] ?? 'Error', message || undefined)
 }
 
 class HookTimeoutError extends Error {}
