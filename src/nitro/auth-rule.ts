@@ -1,6 +1,7 @@
 import type { NormalizedAuthRule, RequiredUserValue } from '../runtime/auth/types'
 import { normalizeOrigin } from '../runtime/auth/origin'
-import { DEFAULT_USER_HEADER, HEADER_NAME_RE, isReservedHeader, NITRO_PASSWORD_ENV, NUXT_PASSWORD_ENV, NUXT_SESSION_PASSWORD_ENV } from '../runtime/auth/types'
+import { DEFAULT_USER_HEADER, NITRO_PASSWORD_ENV, NUXT_PASSWORD_ENV, NUXT_SESSION_PASSWORD_ENV } from '../runtime/auth/types'
+import { HEADER_NAME_RE, handshakeHeaderProblem } from '../runtime/headers'
 
 export type { AuthRuleInput, NormalizedAuthRule } from '../runtime/auth/types'
 
@@ -147,8 +148,11 @@ export function validateAuthRule(route: string, value: unknown, options: Validat
       if (typeof header !== 'string' || !HEADER_NAME_RE.test(header)) {
         fail(`.userHeader must be a header name like '${DEFAULT_USER_HEADER}', or false (got ${describe(header)}).`)
       }
-      if (isReservedHeader(header as string) || (header as string).toLowerCase() === 'cookie') {
-        fail(`.userHeader must not be ${describe(header)}: that header belongs to the handshake. Use a custom name like '${DEFAULT_USER_HEADER}'.`)
+      const problem = (header as string).toLowerCase() === 'cookie'
+        ? 'the upstream gets the client\'s cookies with forwardCookies'
+        : handshakeHeaderProblem(header as string)
+      if (problem) {
+        fail(`.userHeader must not be ${describe(header)}: ${problem}. Use a custom name like '${DEFAULT_USER_HEADER}'.`)
       }
     }
     normalized.userHeader = header === false ? false : (header as string).toLowerCase()

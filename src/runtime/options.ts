@@ -6,6 +6,7 @@
  */
 import type { WebSocketProxyOptions } from '../core/types'
 import type { AuthRuleInput } from './auth/types'
+import { handshakeHeaderProblem, headerPath } from './headers'
 import { parseTarget, type ParsedTarget } from './target'
 
 /** Numeric `createWebSocketProxy` options a rule may set (milliseconds or bytes, `>= 0`). */
@@ -57,6 +58,9 @@ export interface WsProxyRuleOptions extends Partial<Pick<WebSocketProxyOptions, 
   /**
    * Extra headers for the upstream handshake (`ws` client only). Route rules are stored in plain
    * text in the server bundle: pass secrets through the rule's `..._HEADERS` env variable instead.
+   * `host`, `connection`, `upgrade`, `sec-websocket-*` and hop-by-hop or framing headers
+   * (`content-length`, `transfer-encoding`, `te`, `trailer`, `keep-alive`, `proxy-*`) are refused.
+   * @example { 'x-api-version': '2' }
    */
   headers?: Record<string, string>
   /**
@@ -80,13 +84,12 @@ export interface CheckedRuleOptions {
   proxy: Partial<Pick<WebSocketProxyOptions, NumberOption | 'forwardProtocol' | 'upstreamFirst' | 'passthrough'>>
 }
 
-const TOKEN_RE = /^[!#$%&'*+\-.^`|~\w]+$/
-const FORBIDDEN_HEADER_RE = /^(?:connection|upgrade|sec-websocket-.*)$/i
-
 /**
  * Check a rule's options (build time: from `routeRules`; runtime: from `runtimeConfig.wsProxy`).
  * `null`, `undefined` and `''` mean "unset" (runtime config placeholders). Throws a `TypeError`
- * whose message starts with `field(key)`, e.g. `routeRules['/live/**'].wsProxy.target`.
+ * whose message starts with `field(key)`, e.g. `routeRules['/live/**'].wsProxy.target`; a key
+ * may name an entry below an option (`headers.host`). Header names follow the one handshake
+ * header policy (`handshakeHeaderProblem`).
  */
 export function checkRuleOptions(
   entry: Record<string, unknown>,
@@ -125,10 +128,10 @@ export function checkRuleOptions(
       fail(`${field('headers')} must be an object of header names to string values`)
     }
     for (const [name, value] of Object.entries(entry.headers as Record<string, unknown>)) {
-      if (!TOKEN_RE.test(name)) fail(`${field('headers')} has an invalid header name ${JSON.stringify(name)}`)
-      if (FORBIDDEN_HEADER_RE.test(name)) fail(`${field('headers')} must not set ${name}: the WebSocket client owns the handshake headers`)
+      const problem = handshakeHeaderProblem(name)
+      if (problem) fail(`${field(headerPath('headers', name))} is not allowed: ${problem}`)
       if (isUnset(value)) continue
-      if (typeof value !== 'string' && typeof value !== 'number') fail(`${field('headers')}.${name} must be a string`)
+      if (typeof value !== 'string' && typeof value !== 'number') fail(`${field(headerPath('headers', name))} must be a string`)
       headers[name.toLowerCase()] = String(value)
     }
   }

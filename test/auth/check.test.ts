@@ -1,9 +1,9 @@
-/** `RouteAuth.check` and `withRouteAuth` without servers: request shapes, origins, hook contract, timers. */
-import type { Hooks } from 'crossws'
+/** `RouteAuth.check` and the session expiry timers without servers: request shapes, origins, hook contract, timers. */
 import type { AuthRuntimeConfig, RouteAuthAccept } from '../../src/runtime/auth'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { validateAuthRule } from '../../src/nitro/auth-rule'
-import { AUTH_CONTEXT_KEY, checkOrigin, createRouteAuth, encodeUserHeader, getPeerAuth, withRouteAuth } from '../../src/runtime/auth'
+import { checkOrigin, createRouteAuth, encodeUserHeader } from '../../src/runtime/auth'
+import { clearExpiry, scheduleExpiry } from '../../src/runtime/auth/expiry'
 import { generatePassword, sessionCookie } from './helpers'
 
 const password = generatePassword()
@@ -162,56 +162,29 @@ describe('check', () => {
     expect(await statusOf(run((_, ctx) => { ctx.headers['bad name'] = 'x' }, errors))).toBe(500)
     expect(await statusOf(run((_, ctx) => { ctx.headers['x-a'] = '🦊' }, errors))).toBe(500)
     expect(errors).toHaveLength(4)
+    const hookError = (detail: string) => `[nitro-ws-proxy] The 'ws-proxy:auth' hook set invalid headers for routeRules['/live/**']: ${detail}; answered 500.`
+    expect(errors).toEqual([
+      hookError('ctx.headers.host is not allowed: the upstream host comes from the target URL'),
+      hookError('ctx.headers.x-a holds characters not allowed in a header value'),
+      hookError('ctx.headers["bad name"] is not allowed: a header name is a token of letters, digits and !#$%&\'*+-.^_`|~'),
+      hookError('ctx.headers.x-a holds characters not allowed in a header value'),
+    ])
     const later = await accepted(run((_, ctx) => { ctx.expiresAt = Date.now() + 3_600_000 }))
     expect(later.expiresAt).toBeLessThanOrEqual(Date.now() + 60_000)
     expect(await statusOf(run((_, ctx) => { ctx.expiresAt = Date.now() - 1 }))).toBe(401)
   })
 })
 
-describe('withRouteAuth', () => {
-  function fakePeer(context: Record<string, unknown>) {
-    return { context, close: vi.fn() }
+describe('session expiry', () => {
+  function fakePeer() {
+    return { close: vi.fn() }
   }
-
-  it('hands the accepted state to the peer on both crossws context styles', async () => {
-    const cookie = await sessionCookie({ user }, { password })
-    const inner: Partial<Hooks> = { upgrade: () => ({ headers: { 'x-a': '1' } }) as any }
-    const hooks = withRouteAuth(inner, auth())
-    // crossws 0.3: the adapter created request.context before the hook.
-    const req03 = Object.assign(request({ cookie }), { context: {} as Record<string, unknown> })
-    const res03 = await hooks.upgrade!(req03 as any) as any
-    expect(getPeerAuth(req03)?.user).toEqual(user)
-    expect(res03).toEqual({ headers: { 'x-a': '1' }, context: req03.context })
-    // crossws 0.4: no request.context; the returned `context` is merged into the peer's.
-    const req04 = request({ cookie })
-    const res04 = await hooks.upgrade!(req04 as any) as any
-    expect(res04.context[AUTH_CONTEXT_KEY]).toMatchObject({ route: '/live/**', user })
-    // An inner result with its own context gets the state too.
-    const own = withRouteAuth({ upgrade: () => ({ context: { k: 1 } }) as any }, auth())
-    const res = await own.upgrade!(request({ cookie }) as any) as any
-    expect(res.context).toMatchObject({ k: 1, [AUTH_CONTEXT_KEY]: { user } })
-  })
-
-  it('never reaches the inner upgrade on rejection, and turns an inner throw into an answer', async () => {
-    const innerUpgrade = vi.fn<(request: unknown) => undefined>()
-    const hooks = withRouteAuth({ upgrade: innerUpgrade as Hooks['upgrade'] }, auth())
-    expect((await hooks.upgrade!(request({}) as any) as Response).status).toBe(401)
-    expect(innerUpgrade).not.toHaveBeenCalled()
-    const cookie = await sessionCookie({ user }, { password })
-    const error = vi.spyOn(console, 'error').mockImplementation(() => {})
-    const throwing = withRouteAuth({ upgrade: () => { throw new Error('bug') } }, auth())
-    expect((await throwing.upgrade!(request({ cookie }) as any) as Response).status).toBe(500)
-    const responding = withRouteAuth({ upgrade: () => { throw new Response('no', { status: 418 }) } }, auth())
-    expect((await responding.upgrade!(request({ cookie }) as any) as Response).status).toBe(418)
-    error.mockRestore()
-  })
 
   it('closes with 1008 at expiry, chaining timers past the setTimeout limit, and cancels on close', () => {
     vi.useFakeTimers()
     const day = 86_400_000
-    const hooks = withRouteAuth({}, auth())
-    const peer = fakePeer({ [AUTH_CONTEXT_KEY]: { expiresAt: Date.now() + 40 * day } })
-    hooks.open!(peer as any)
+    const peer = fakePeer()
+    scheduleExpiry(peer, {}, Date.now() + 40 * day)
     vi.advanceTimersByTime(25 * day)
     expect(peer.close).not.toHaveBeenCalled()
     vi.advanceTimersByTime(15 * day - 1)
@@ -219,14 +192,17 @@ describe('withRouteAuth', () => {
     vi.advanceTimersByTime(1)
     expect(peer.close).toHaveBeenCalledWith(1008, 'Session expired')
 
-    const closed = fakePeer({ [AUTH_CONTEXT_KEY]: { expiresAt: Date.now() + 1_000 } })
-    hooks.open!(closed as any)
-    hooks.close!(closed as any, { code: 1000 })
+    const closed = fakePeer()
+    const context = {}
+    scheduleExpiry(closed, context, Date.now() + 1_000)
+    clearExpiry(context)
     vi.advanceTimersByTime(2_000)
     expect(closed.close).not.toHaveBeenCalled()
+    expect(vi.getTimerCount()).toBe(0)
 
-    const none = fakePeer({ [AUTH_CONTEXT_KEY]: { expiresAt: undefined } })
-    hooks.open!(none as any)
+    const late = fakePeer()
+    scheduleExpiry(late, {}, Date.now() - 1)
+    expect(late.close).toHaveBeenCalledWith(1008, 'Session expired')
     expect(vi.getTimerCount()).toBe(0)
   })
 })

@@ -1,15 +1,16 @@
 /**
  * Session helpers for the auth suite: cookies sealed by h3's own `sealSession` (the format
- * `useSession` and nuxt-auth-utils write), and a proxy mounted behind `withRouteAuth`.
+ * `useSession` and nuxt-auth-utils write), and a route served by the shipping handler
+ * (`defineWsProxyHandler` with `createRouteAuth`), mounted the way Nitro mounts it.
  */
-import type { Hooks } from 'crossws'
 import type { SessionConfig } from 'h3'
-import type { AuthRuntimeConfig, NormalizedAuthRule, RouteAuth } from '../../src/runtime/auth'
+import type { AuthRuntimeConfig, RouteAuth } from '../../src/runtime/auth'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { sealSession } from 'h3'
-import { validateAuthRule } from '../../src/nitro/auth-rule'
-import { createRouteAuth, getUpstreamAuthHeaders, withRouteAuth } from '../../src/runtime/auth'
+import { createApp, createRouter, sealSession } from 'h3'
 import { createWebSocketProxy } from '../../src/index'
+import { normalizeWsProxyRules } from '../../src/nitro/rules'
+import { createRouteAuth } from '../../src/runtime/auth'
+import { defineWsProxyHandler } from '../../src/runtime/handler'
 import { type CrosswsLine, startProxy, WsWebSocket } from '../helpers'
 
 /** A fresh random password (43 characters), generated per run: never committed. */
@@ -50,34 +51,44 @@ export async function sessionCookie(data: Record<string, unknown>, options: Seal
 export interface AuthedProxyOptions {
   line: CrosswsLine
   upstreamUrl: string
-  /** The rule as written in routeRules (validated like the module does). @default { session: true } */
+  /** The rule's `auth` as written in routeRules (normalised like the module does). @default { session: true } */
   rule?: unknown
   config: AuthRuntimeConfig
   route?: string
 }
 
 /**
- * The real core proxy behind `withRouteAuth`, on a real crossws adapter. `opens` counts the
- * `open` hook calls the auth layer let through.
+ * One `routeRules` entry served as a Nitro server serves it: the rule normalised by the module's
+ * `normalizeWsProxyRules`, the generated handler's call of `defineWsProxyHandler` (with
+ * `createRouteAuth`, the real core and `ws`), registered on an h3 router for each handler route,
+ * and the real crossws node adapter fed the h3 app's `websocket.resolve`, as Nitro's node-server
+ * does. `opens` counts the connections the adapter opened (a global `open` hook).
  */
 export async function startAuthedProxy(options: AuthedProxyOptions) {
   const route = options.route ?? '/live/**'
-  const rule: NormalizedAuthRule = validateAuthRule(route, options.rule ?? { session: true })
-  const auth: RouteAuth = createRouteAuth(route, rule, options.config)
-  const proxy = createWebSocketProxy({
-    target: options.upstreamUrl,
-    WebSocket: WsWebSocket,
-    headers: peer => getUpstreamAuthHeaders(peer),
+  const [rule] = normalizeWsProxyRules({
+    [route]: { wsProxy: { target: `${options.upstreamUrl}/**`, auth: options.rule ?? { session: true } } },
   })
+  // What the generated module passes: `auth` only when the rule turns session auth on.
+  const auth: RouteAuth | undefined = rule!.auth?.session === true
+    ? createRouteAuth(rule!.route, rule!.auth, options.config)
+    : undefined
+  const handler = defineWsProxyHandler({
+    route: rule!.route,
+    name: rule!.name,
+    envPrefix: rule!.envPrefix,
+    createWebSocketProxy,
+    WebSocket: WsWebSocket,
+    // Runtime config holds what the module wrote, after a JSON round trip like Nitro's.
+    runtimeConfig: JSON.parse(JSON.stringify({ app: { baseURL: '/' }, wsProxy: { [rule!.name]: rule!.runtime } })),
+    dev: false,
+    auth,
+  })
+  const app = createApp()
+  const router = createRouter()
+  for (const path of rule!.handlerRoutes) router.use(path, handler)
+  app.use('/', router.handler)
   const counts = { opens: 0 }
-  const inner: Partial<Hooks> = {
-    ...proxy,
-    open(peer) {
-      counts.opens++
-      return proxy.open(peer)
-    },
-  }
-  const hooks = withRouteAuth(inner, auth)
-  const server = await startProxy(hooks, { crossws: options.line })
-  return { server, proxy, auth, counts }
+  const server = await startProxy({ open: () => { counts.opens++ } }, { crossws: options.line, resolve: app.websocket.resolve! })
+  return { server, auth, counts }
 }

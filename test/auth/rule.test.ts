@@ -73,7 +73,8 @@ describe('validateAuthRule', () => {
       [{ session: true, requireUser: { 'a..b': 1 } }, `.requireUser has an invalid property path 'a..b': use names separated by dots, like 'org.id'.`],
       [{ session: true, requireUser: { '__proto__.x': 1 } }, `.requireUser has an invalid property path '__proto__.x'`],
       [{ session: true, userHeader: 'x user' }, `.userHeader must be a header name like 'x-ws-proxy-user', or false (got 'x user').`],
-      [{ session: true, userHeader: 'Sec-WebSocket-Protocol' }, `.userHeader must not be 'Sec-WebSocket-Protocol': that header belongs to the handshake. Use a custom name like 'x-ws-proxy-user'.`],
+      [{ session: true, userHeader: 'Sec-WebSocket-Protocol' }, `.userHeader must not be 'Sec-WebSocket-Protocol': the WebSocket client writes the handshake headers itself. Use a custom name like 'x-ws-proxy-user'.`],
+      [{ session: true, userHeader: 'Content-Length' }, `.userHeader must not be 'Content-Length': hop-by-hop and framing headers belong to one connection and are never forwarded. Use a custom name like 'x-ws-proxy-user'.`],
       [{ session: true, userHeader: 'cookie' }, `.userHeader must not be 'cookie'`],
       [{ session: true, forwardCookies: 1 }, `.forwardCookies must be a boolean (got 1).`],
     ]

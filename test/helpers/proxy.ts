@@ -29,6 +29,12 @@ export interface StartProxyOptions {
    * option instead of `hooks`, so every hook call goes through a promise.
    */
   viaResolve?: boolean
+  /**
+   * Mount the way Nitro's node-server does (`adapter(h3App.websocket)`): this `resolve` (an h3
+   * app's `app.websocket.resolve`) finds the route's hooks, and `hooks` become the adapter's
+   * global hooks, called before the resolved ones (to observe, e.g. count `open`s).
+   */
+  resolve?: (info: any) => unknown
 }
 
 /**
@@ -36,9 +42,9 @@ export interface StartProxyOptions {
  * `adapter({ hooks }).handleUpgrade(req, socket, head)` of the chosen crossws line.
  * Plain HTTP requests get 404.
  */
-export async function startProxy(hooks: object, { crossws: line, viaResolve = false }: StartProxyOptions): Promise<ProxyServer> {
+export async function startProxy(hooks: object, { crossws: line, viaResolve = false, resolve }: StartProxyOptions): Promise<ProxyServer> {
   // The two lines type their hooks differently; both accept the same hook shapes at runtime.
-  const options = viaResolve ? { resolve: async () => hooks } : { hooks }
+  const options = resolve ? { hooks, resolve } : viaResolve ? { resolve: async () => hooks } : { hooks }
   const adapter = line === '0.3'
     ? crossws03(options as any)
     : crossws04(options as any)

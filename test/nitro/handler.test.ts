@@ -38,7 +38,8 @@ describe('defineWsProxyHandler', () => {
       runtimeConfig: { app: { baseURL: '/app/' }, wsProxy: { live: { target: 'ws://up:1/echo/**', headers: { 'x-a': 'b' }, connectTimeout: 5, xForwarded: '' } } },
     }))
     const ok = request('http://h/app/live/x?y=1', { host: 'h' })
-    expect(await hooks.upgrade!(ok)).toBeUndefined()
+    // The result carries the context: crossws 0.4 gives the peer only that one.
+    expect(await hooks.upgrade!(ok)).toEqual({ context: ok.context })
     const options = core.created[0]!
     expect(options.connectTimeout).toBe(5)
     const peer = { request: ok, context: ok.context, remoteAddress: '10.0.0.1' }
@@ -90,6 +91,25 @@ describe('defineWsProxyHandler', () => {
     }))
     expect((await hooks.upgrade!(request('http://h/live/x'))).status).toBe(500)
     expect(log).toHaveBeenCalledWith(expect.stringContaining('runtimeConfig.wsProxy.live.maxBufferSize (env NUXT_WS_PROXY_LIVE_MAX_BUFFER_SIZE) of route /live/** must be a non-negative number, got "big"'))
+    log.mockRestore()
+  })
+
+  it('answers 500 when an env override of headers sets a refused name, naming the header and the variable', async () => {
+    const core = stubCore()
+    const log = vi.spyOn(console, 'error').mockImplementation(() => {})
+    // What `NITRO_WS_PROXY_LIVE_HEADERS='{"Host":"internal","x-a":"b"}'` leaves in runtime config.
+    const hooks = hooksOf(defineWsProxyHandler({
+      route: '/live/**',
+      name: 'live',
+      envPrefix: 'NITRO_WS_PROXY_LIVE_',
+      createWebSocketProxy: core.createWebSocketProxy,
+      runtimeConfig: { wsProxy: { live: { target: 'ws://up/**', headers: { 'x-a': 'b', 'Host': 'internal' } } } },
+    }))
+    expect((await hooks.upgrade!(request('http://h/live/x'))).status).toBe(500)
+    expect(core.created).toHaveLength(0)
+    expect(log.mock.calls).toEqual([[
+      '[nitro-ws-proxy] runtimeConfig.wsProxy.live.headers.Host (env NITRO_WS_PROXY_LIVE_HEADERS) of route /live/** is not allowed: the upstream host comes from the target URL. Upgrades on /live/** are answered 500 until this is fixed.',
+    ]])
     log.mockRestore()
   })
 })

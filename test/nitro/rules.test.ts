@@ -32,6 +32,9 @@ describe('normalizeWsProxyRules', () => {
   it('applies module defaults where a rule sets nothing', () => {
     const [rule] = normalize({ '/a': { wsProxy: { target: 'ws://x', heartbeatInterval: 1 } } }, { heartbeatInterval: 5, connectTimeout: 7 })
     expect(rule!.runtime).toMatchObject({ heartbeatInterval: 1, connectTimeout: 7 })
+    // Default headers are a rule's headers: the same names are refused, under the rule's route.
+    expect(() => normalize({ '/ws': { wsProxy: 'ws://x' } }, { headers: { te: 'trailers' } }))
+      .toThrow(`[nitro-ws-proxy] routeRules['/ws'].wsProxy.headers.te is not allowed: hop-by-hop and framing headers belong to one connection and are never forwarded`)
   })
 
   it.each([
@@ -40,7 +43,14 @@ describe('normalizeWsProxyRules', () => {
     [{ '/live/**': { 'ws-proxy': { target: 'ws://x', conectTimeout: 1 } } }, `[nitro-ws-proxy] routeRules['/live/**']['ws-proxy'].conectTimeout is not an option; known options: name, auth, target, headers, forwardProtocol, upstreamFirst, passthrough, xForwarded, connectTimeout, maxBufferSize, clientIdleTimeout, highWaterMark, lowWaterMark, maxBufferedAmount, heartbeatInterval, heartbeatTimeout`],
     [{ '/a': { wsProxy: { target: 'ws://x', connectTimeout: -1 } } }, `[nitro-ws-proxy] routeRules['/a'].wsProxy.connectTimeout must be a non-negative number, got -1`],
     [{ '/a': { wsProxy: { target: 'ws://x', xForwarded: 'yes' } } }, `[nitro-ws-proxy] routeRules['/a'].wsProxy.xForwarded must be true or false, got "yes"`],
-    [{ '/a': { wsProxy: { target: 'ws://x', headers: { 'sec-websocket-key': 'k' } } } }, `[nitro-ws-proxy] routeRules['/a'].wsProxy.headers must not set sec-websocket-key: the WebSocket client owns the handshake headers`],
+    [{ '/a': { wsProxy: { target: 'ws://x', headers: { 'sec-websocket-key': 'k' } } } }, `[nitro-ws-proxy] routeRules['/a'].wsProxy.headers.sec-websocket-key is not allowed: the WebSocket client writes the handshake headers itself`],
+    [{ '/ws': { wsProxy: { target: 'ws://x', headers: { host: 'internal' } } } }, `[nitro-ws-proxy] routeRules['/ws'].wsProxy.headers.host is not allowed: the upstream host comes from the target URL`],
+    [{ '/ws': { wsProxy: { target: 'ws://x', headers: { 'Content-Length': '0' } } } }, `[nitro-ws-proxy] routeRules['/ws'].wsProxy.headers.Content-Length is not allowed: hop-by-hop and framing headers belong to one connection and are never forwarded`],
+    [{ '/ws': { wsProxy: { target: 'ws://x', headers: { 'transfer-encoding': 'chunked' } } } }, `[nitro-ws-proxy] routeRules['/ws'].wsProxy.headers.transfer-encoding is not allowed: hop-by-hop and framing headers belong to one connection and are never forwarded`],
+    [{ '/ws': { wsProxy: { target: 'ws://x', headers: { 'proxy-authorization': 'Basic x' } } } }, `[nitro-ws-proxy] routeRules['/ws'].wsProxy.headers.proxy-authorization is not allowed: hop-by-hop and framing headers belong to one connection and are never forwarded`],
+    [{ '/ws': { wsProxy: { target: 'ws://x', headers: { Connection: 'close' } } } }, `[nitro-ws-proxy] routeRules['/ws'].wsProxy.headers.Connection is not allowed: the WebSocket client writes the handshake headers itself`],
+    [{ '/ws': { wsProxy: { target: 'ws://x', headers: { 'x a': '1' } } } }, `[nitro-ws-proxy] routeRules['/ws'].wsProxy.headers["x a"] is not allowed: a header name is a token of letters, digits and !#$%&'*+-.^_\`|~`],
+    [{ '/ws': { wsProxy: { target: 'ws://x', headers: { 'x-a': true } } } }, `[nitro-ws-proxy] routeRules['/ws'].wsProxy.headers.x-a must be a string`],
     [{ '/a': { wsProxy: { target: 'ws://x/a/**/b' } } }, `[nitro-ws-proxy] routeRules['/a'].wsProxy.target may only use a wildcard as a trailing /**, got "ws://x/a/**/b"`],
     [{ '/a': { wsProxy: { target: 'ws+unix:/tmp/s.sock/**' } } }, `[nitro-ws-proxy] routeRules['/a'].wsProxy.target with /** must give a request path after the socket (ws+unix:/path/to.sock:/base/**), got "ws+unix:/tmp/s.sock/**"`],
     [{ '/a': { wsProxy: 42 } }, `[nitro-ws-proxy] routeRules['/a'].wsProxy must be a target URL string, an options object or false`],

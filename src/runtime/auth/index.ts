@@ -9,9 +9,10 @@ import type {
 import { getSessionPasswordProblem } from './config'
 import { checkOrigin } from './origin'
 import { hasUser, openSession, readCookie, readHeader } from './session'
-import { AUTH_HOOK, DEFAULT_USER_HEADER, HEADER_NAME_RE, isReservedHeader, NITRO_PASSWORD_ENV } from './types'
+import { AUTH_HOOK, DEFAULT_USER_HEADER, NITRO_PASSWORD_ENV } from './types'
+import { handshakeHeaderProblem, headerPath } from '../headers'
 import { encodeUserHeader, matchesRequirements } from './user'
-import { rejectUpgrade } from '../reject'
+import { rejectUpgrade } from '../../core/reject'
 
 export type * from './types'
 export { AUTH_HOOK, DEFAULT_USER_HEADER, MIN_PASSWORD_LENGTH, NITRO_PASSWORD_ENV, NUXT_PASSWORD_ENV, NUXT_SESSION_PASSWORD_ENV } from './types'
@@ -19,8 +20,6 @@ export { assertSessionPassword, getSessionPasswordProblem, resolveSessionConfig 
 export type { ResolvedSessionConfig } from './config'
 export { checkOrigin, normalizeOrigin } from './origin'
 export { encodeUserHeader } from './user'
-export { AUTH_CONTEXT_KEY, getPeerAuth, getUpstreamAuthHeaders, withRouteAuth } from './hooks'
-export type { PeerAuth } from './hooks'
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
@@ -62,7 +61,7 @@ function denyStatus(deny: WsProxyAuthContext['deny']): { status: number, message
   return { status, message }
 }
 
-/** Validate and normalise hook-edited headers; throws a message naming the bad entry. */
+/** Validate and normalise hook-edited headers (the one handshake header policy); throws a message naming the bad entry. */
 function sanitizeHeaders(headers: unknown): Record<string, string> {
   if (!headers || typeof headers !== 'object') {
     throw new TypeError('ctx.headers must be an object of strings')
@@ -72,12 +71,13 @@ function sanitizeHeaders(headers: unknown): Record<string, string> {
     if (value === undefined || value === null) {
       continue
     }
-    if (!HEADER_NAME_RE.test(name) || isReservedHeader(name)) {
-      throw new TypeError(`ctx.headers['${name.slice(0, 64)}'] is not a header the proxy may set`)
+    const problem = handshakeHeaderProblem(name)
+    if (problem) {
+      throw new TypeError(`${headerPath('ctx.headers', name.slice(0, 64))} is not allowed: ${problem}`)
     }
     const text = String(value)
     if (!/^[\t\x20-\x7E\x80-\xFF]*$/.test(text)) {
-      throw new TypeError(`ctx.headers['${name}'] holds characters not allowed in a header value`)
+      throw new TypeError(`${headerPath('ctx.headers', name)} holds characters not allowed in a header value`)
     }
     result[name.toLowerCase()] = text
   }

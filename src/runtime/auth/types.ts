@@ -156,8 +156,9 @@ export interface WsProxyAuthContext {
   /**
    * Headers added to the upstream handshake. Pre-filled with the identity header (and `cookie`
    * with `forwardCookies`); add, change or delete entries. Client copies of every name here are
-   * removed. Names must be HTTP tokens; `host`, `connection`, `upgrade`, `sec-websocket-*` are
-   * refused.
+   * removed. Names must be HTTP tokens; the same names as in a rule's `headers` are refused
+   * (`host`, `connection`, `upgrade`, `sec-websocket-*`, `content-length`, `transfer-encoding`,
+   * `te`, `trailer`, `keep-alive`, `proxy-*`): the upgrade is then answered 500.
    */
   headers: Record<string, string>
   /**
@@ -213,14 +214,3 @@ export const NUXT_PASSWORD_ENV = 'NUXT_WS_PROXY_SESSION_PASSWORD'
 
 /** nuxt-auth-utils' password variable, used in Nuxt when {@link NUXT_PASSWORD_ENV} is unset. */
 export const NUXT_SESSION_PASSWORD_ENV = 'NUXT_SESSION_PASSWORD'
-
-/** Header names the identity header or a hook may not set: they belong to the handshake. */
-export function isReservedHeader(name: string): boolean {
-  const n = name.toLowerCase()
-  return n === 'host' || n === 'connection' || n === 'upgrade' || n === 'content-length'
-    || n === 'transfer-encoding' || n === 'te' || n === 'trailer' || n === 'keep-alive'
-    || n === 'proxy-connection' || n.startsWith('sec-websocket-')
-}
-
-/** RFC 7230 token. */
-export const HEADER_NAME_RE = /^[!#$%&'*+.^`|~\w-]+$/
