@@ -1,19 +1,17 @@
 import type { Peer } from 'crossws'
+import type { EndingName, LegEnding } from './endings'
+import type { NodeWebSocket } from './fence'
+import type { FrameTarget } from './frame-splitter'
 import type { ResolvedProxyOptions } from './options'
-import type { ProxyPeer, WebSocketProxyCloseCause, WebSocketProxyCloseDetails } from './types'
-import type { NodeWebSocket } from './node-socket'
 import type { ProxyCounters } from './stats'
-import { toClientCloseCode, toUpstreamCloseCode, truncateReason } from './close-codes'
-import { canPassThrough, startFrameRelay } from './frame-relay'
-import type { FrameTarget } from './frame-relay'
-import { getNodeWebSocket } from './node-socket'
+import type { ProxyPeer } from './types'
+import { toClientCloseCode, toUpstreamCloseCode } from './close-codes'
+import { ENDINGS } from './endings'
+import { canRelayFrames, getPeerSocket, takeOverReading } from './fence'
+import { FrameSplitter } from './frame-splitter'
+import { Leg, READ_FRAMES, READ_HOOK, READ_MESSAGES } from './leg'
 import { textBufferCost } from './text-size'
-import { buildConstructorOptions, dialUpstream, SEND_BINARY, SEND_TEXT } from './upstream'
-
-const CONNECTING = 0
-const OPEN = 1
-/** How often a paused side re-checks the other side's queue when no `drain` event comes. */
-const DRAIN_POLL_MS = 25
+import { buildConstructorOptions, dialUpstream } from './upstream'
 
 /** State shared by every connection of one proxy instance. */
 export interface ProxyRuntime {
@@ -24,53 +22,62 @@ export interface ProxyRuntime {
   onConnectionStart: () => void
 }
 
-/** How a connection ends: who ended it, what each side is told, and what is reported. */
-interface Ending {
-  source: WebSocketProxyCloseDetails['source']
-  /** Close code/reason for the client; omitted when the client ended it. */
-  clientCode?: number
-  clientReason?: string
-  /** Close code/reason for the upstream; `undefined` code sends a close frame without code. */
-  upstreamCode?: number
-  upstreamReason?: string
-  terminateClient?: boolean
-  terminateUpstream?: boolean
-  /** Code/reason as received (client/upstream) or sent (proxy), for `onUpstreamClose`. */
+// --- phases ------------------------------------------------------------------------------------
+
+/** The client is accepted; the upstream is being resolved and dialled; client frames queue. */
+export const CONNECTING = 1
+/** `upstreamFirst`: dialling during `upgrade`, before the client is accepted. */
+export const DIALLING_FIRST = 2
+/** `upstreamFirst`: the upstream is open (and paused); the client's handshake is completing. */
+export const AWAITING_CLIENT = 4
+/** Both legs open: frames are relayed. */
+export const OPEN = 8
+/** Ended: both legs closed or closing, counted and reported. */
+export const CLOSED = 16
+
+/**
+ * The transition table, as the events each phase accepts. An event that arrives in a phase not
+ * listed for it (a timer after the end, an upstream frame after a failure) is ignored, here.
+ */
+const ACCEPTS = {
+  clientFrame: CONNECTING | OPEN,
+  upstreamOpen: CONNECTING | DIALLING_FIRST,
+  upstreamFrame: AWAITING_CLIENT | OPEN,
+  clientAccepted: AWAITING_CLIENT,
+  heartbeat: OPEN,
+  /** Any ending: from every phase but `CLOSED`. */
+  end: CONNECTING | DIALLING_FIRST | AWAITING_CLIENT | OPEN,
+} as const
+
+/** How often a paused leg re-checks the other leg's queue when no `drain` event comes. */
+const DRAIN_POLL_MS = 25
+
+/** Received or chosen code/reason/error that completes a row of the endings table. */
+interface EndingDetail {
   code?: number
   reason?: string
   error?: unknown
-  /** HTTP status for an upstream-first handshake that fails before the client is accepted. */
-  status?: number
 }
 
 function byteSize(data: any): number {
   return typeof data === 'string' ? data.length : data.byteLength
 }
 
-function asText(data: any): string {
-  if (typeof data === 'string') return data
-  // A view over the same memory (no copy) for ArrayBuffer and Uint8Array alike.
-  const bytes = data instanceof ArrayBuffer ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-  return bytes.toString('utf8')
-}
-
 /**
- * One client and its upstream. Every event handler first checks `closed`, and `end()` is the
- * only way out, so each connection is torn down, counted and reported exactly once.
+ * One client and its upstream: two {@link Leg}s and the phase they are in. Every event enters
+ * through {@link ProxyConnection.accepts}; `end()` is the only way out, so each connection is
+ * torn down, counted and reported exactly once.
  */
 export class ProxyConnection implements FrameTarget {
-  closed = false
-  upstreamOpen = false
-  peer: Peer | undefined
-  /** Raw `ws` socket of the client on Node adapters: relayed directly, keeping the frame type. */
-  client: NodeWebSocket | undefined
-  up: any
+  phase: number
+  client: Leg | undefined
+  upstream: Leg | undefined
   url: URL | undefined
 
-  /** Client → upstream frames waiting for the upstream to open: data, isBinary, data, ... */
+  /** Client → upstream messages waiting for the upstream to open: data, isBinary, data, ... */
   private queue: unknown[] | null = []
   private queuedCost = 0
-  /** Upstream → client frames received before the client was accepted (upstream-first). */
+  /** Upstream → client messages read before the client was accepted (upstream-first). */
   private backlog: unknown[] | null = null
 
   private connectTimer: ReturnType<typeof setTimeout> | undefined
@@ -80,24 +87,29 @@ export class ProxyConnection implements FrameTarget {
   private lastClientActivity = 0
   private upstreamStatus: number | undefined
   private settleFirst: ((status: number | undefined) => void) | undefined
+  private passthroughTries = 0
 
-  /** Reading from the upstream is paused because the client is slow (and vice versa). */
-  upstreamPaused = false
-  clientPaused = false
-  private waitingClientDrain = false
-  private waitingUpstreamDrain = false
-
-  /** Heartbeat: a ping is outstanding on the leg, and whether any frame came back since. */
-  clientPinged = false
-  clientSeen = true
-  upstreamPinged = false
-  upstreamSeen = true
-
-  constructor(readonly rt: ProxyRuntime, readonly pp: ProxyPeer, readonly offer: string[] | undefined) {
+  constructor(readonly rt: ProxyRuntime, readonly pp: ProxyPeer, readonly offer: string[] | undefined, first = false) {
+    this.phase = first ? DIALLING_FIRST : CONNECTING
     rt.connections.add(this)
     rt.counters.open++
     rt.counters.opened++
     rt.onConnectionStart()
+  }
+
+  /** Whether the current phase takes `event` (see {@link ACCEPTS}). */
+  accepts(event: keyof typeof ACCEPTS): boolean {
+    return (this.phase & ACCEPTS[event]) !== 0
+  }
+
+  /** True when client messages come through the crossws `message` hook (non-Node adapters). */
+  get readsClientHook(): boolean {
+    return this.client?.reading === READ_HOOK
+  }
+
+  /** The subprotocol the upstream answered (upstream-first accepts the client with it). */
+  get upstreamProtocol(): string {
+    return (this.upstream?.ws ?? this.upstream?.plain as { protocol?: string } | undefined)?.protocol ?? ''
   }
 
   // --- lifecycle -------------------------------------------------------------------------
@@ -122,33 +134,33 @@ export class ProxyConnection implements FrameTarget {
 
   /** Upstream-first mode: the client handshake completed; relay what the upstream already sent. */
   adopt(peer: Peer): void {
+    if (!this.accepts('clientAccepted')) return
     clearTimeout(this.adoptTimer)
     this.attachClient(peer)
-    const backlog = this.backlog
+    this.phase = OPEN
+    const backlog = this.backlog!
     this.backlog = null
-    if (backlog) {
-      for (let i = 0; i < backlog.length && !this.closed; i += 2) this.toClient(backlog[i], backlog[i + 1] as boolean)
-    }
+    for (let i = 0; i < backlog.length && this.phase === OPEN; i += 2) this.relay(this.upstream!, backlog[i], backlog[i + 1] as boolean)
+    if (this.phase !== OPEN) return
+    if (this.upstream!.paused) this.upstream!.resume()
     this.startPassthrough()
-    if (!this.closed && this.upstreamPaused && !this.rt.o.whatwg) {
-      this.upstreamPaused = false
-      this.up.resume()
-    }
   }
 
   /** Upstream-first mode: give up on a client whose handshake never completes. */
   expectAdoption(ms: number): void {
-    this.adoptTimer = setTimeout(() => this.end('client', { source: 'client', upstreamCode: 1001, upstreamReason: 'Client handshake failed' }), ms)
+    this.adoptTimer = setTimeout(onAdoptTimeout, ms, this)
     this.adoptTimer.unref?.()
   }
 
   private attachClient(peer: Peer): void {
-    this.peer = peer
-    const client = getNodeWebSocket(peer)
-    if (client) {
-      this.client = client
-      client.on('message', this.fromClient)
-      client.on('pong', this.onClientPong)
+    const ws = getPeerSocket(peer)
+    if (ws) {
+      this.client = new Leg(ws, true, true, READ_MESSAGES)
+      ws.on('message', this.fromClient)
+      ws.on('pong', this.onClientPong)
+    }
+    else {
+      this.client = new Leg(peer as unknown as { send: (data: any) => unknown, close: () => unknown }, false, true, READ_HOOK)
     }
     const idle = this.rt.o.clientIdleTimeout
     if (idle > 0) {
@@ -159,18 +171,16 @@ export class ProxyConnection implements FrameTarget {
 
   private connect(): void {
     const o = this.rt.o
-    if (o.connectTimeout > 0) {
-      this.connectTimer = setTimeout(onConnectTimeout, o.connectTimeout, this)
-    }
+    if (o.connectTimeout > 0) this.connectTimer = setTimeout(onConnectTimeout, o.connectTimeout, this)
     let target: ReturnType<Extract<typeof o.target, (...args: any[]) => any>> | string | URL
     try {
       target = typeof o.target === 'function' ? o.target(this.pp) : o.target
     }
     catch (error) {
-      return this.fail('setup-failed', error)
+      return this.end('setup-failed', { error })
     }
     if (target && typeof (target as Promise<unknown>).then === 'function') {
-      (target as Promise<string | URL>).then(url => this.dial(url), error => this.fail('setup-failed', error))
+      (target as Promise<string | URL>).then(url => this.dial(url), error => this.end('setup-failed', { error }))
     }
     else {
       this.dial(target as string | URL)
@@ -178,241 +188,182 @@ export class ProxyConnection implements FrameTarget {
   }
 
   private dial(target: string | URL): void {
-    if (this.closed) return
+    if (!this.accepts('end')) return
     const o = this.rt.o
     try {
       this.url = target instanceof URL ? target : new URL(target)
     }
     catch (error) {
-      return this.fail('setup-failed', error)
+      return this.end('setup-failed', { error })
     }
     try {
       o.onUpstreamConnect?.(this.pp, { url: this.url })
       // The callback may have closed the client itself: then the upstream is not dialled.
-      if (this.closed || (this.client && this.client.readyState > OPEN)) {
-        return this.end('client', { source: 'client' })
+      if (!this.accepts('end') || (this.client && this.client.ws && this.client.ws.readyState > 1)) {
+        return this.end('client-closed')
       }
       const protocols = this.offer?.length ? this.offer : undefined
-      this.up = dialUpstream(o, this.url, protocols, buildConstructorOptions(o, this.pp), {
+      const socket = dialUpstream(o, this.url, protocols, buildConstructorOptions(o, this.pp), {
         open: this.onUpstreamOpen,
         message: this.fromUpstream,
         close: this.onUpstreamClose,
         error: this.onUpstreamError,
         pong: this.onUpstreamPong,
-        unexpectedResponse: this.settleFirst ? status => this.onUnexpectedResponse(status) : undefined,
+        unexpectedResponse: this.settleFirst ? this.onUnexpectedResponse : undefined,
       })
+      this.upstream = new Leg(socket, !o.whatwg, false, READ_MESSAGES)
     }
     catch (error) {
-      this.fail('setup-failed', error)
+      this.end('setup-failed', { error })
     }
-  }
-
-  private fail(cause: 'setup-failed' | 'upstream-error', error: unknown): void {
-    this.end(cause, {
-      source: cause === 'setup-failed' ? 'proxy' : 'upstream',
-      clientCode: 1011,
-      clientReason: cause === 'setup-failed' ? 'Upstream setup failed' : 'Upstream error',
-      code: cause === 'setup-failed' ? 1011 : undefined,
-      reason: cause === 'setup-failed' ? 'Upstream setup failed' : undefined,
-      error,
-      status: this.upstreamStatus ?? 502,
-    })
   }
 
   // --- the relay (hot path) --------------------------------------------------------------
 
-  /** A client frame: relay it, or buffer it while the upstream is connecting. */
+  /** A client message: relay it, or queue it while the upstream is connecting. */
   readonly fromClient = (data: any, isBinary: boolean): void => {
-    if (this.closed) return
-    this.clientSeen = true
-    if (this.idleTimer !== undefined) this.lastClientActivity = Date.now()
-    if (this.upstreamOpen) {
-      this.toUpstream(data, isBinary)
+    const phase = this.phase
+    if (phase === OPEN) {
+      this.client!.seen = true
+      if (this.idleTimer !== undefined) this.lastClientActivity = Date.now()
+      this.relay(this.client!, data, isBinary)
       return
     }
+    if (phase !== CONNECTING) return
+    if (this.idleTimer !== undefined) this.lastClientActivity = Date.now()
     const limit = this.rt.o.maxBufferSize
     const cost = isBinary ? byteSize(data) : textBufferCost(data)
-    if (limit > 0 && this.queuedCost + cost > limit) {
-      this.end('buffer-limit', { source: 'proxy', clientCode: 1009, clientReason: 'Proxy buffer limit exceeded', upstreamCode: 1001, code: 1009, reason: 'Proxy buffer limit exceeded' })
-      return
-    }
+    if (limit > 0 && this.queuedCost + cost > limit) return this.end('buffer-limit')
     this.queue!.push(data, isBinary)
     this.queuedCost += cost
   }
 
-  /** Send one client message upstream with its frame type (also how the pre-open queue flushes). */
-  private toUpstream(data: any, isBinary: boolean): void {
+  /** An upstream message: relay it, or keep it until the client is accepted (upstream-first). */
+  readonly fromUpstream = (data: any, isBinary: boolean): void => {
+    const phase = this.phase
+    if (phase === OPEN) {
+      this.upstream!.seen = true
+      this.relay(this.upstream!, data, isBinary)
+    }
+    else if (phase === AWAITING_CLIENT) {
+      this.backlog!.push(data, isBinary)
+    }
+  }
+
+  /** Send one message from `from` to the other leg with its frame type. */
+  private relay(from: Leg, data: any, isBinary: boolean): void {
     const c = this.rt.counters
-    c.messagesToUpstream++
-    c.bytesToUpstream += byteSize(data)
-    const up = this.up
-    if (this.rt.o.whatwg) {
-      up.send(isBinary ? data : asText(data))
+    const to = from.isClient ? this.upstream! : this.client!
+    if (from.isClient) {
+      c.messagesToUpstream++
+      c.bytesToUpstream += byteSize(data)
     }
     else {
-      if (!this.upstreamCorked) this.corkUpstream()
-      up.send(data, isBinary ? SEND_BINARY : SEND_TEXT)
+      c.messagesToClient++
+      c.bytesToClient += byteSize(data)
     }
-    if (up.bufferedAmount > this.rt.o.highWaterMark) this.upstreamBackpressure()
-  }
-
-  /** An upstream frame: relay it to the client with its frame type. */
-  readonly fromUpstream = (data: any, isBinary: boolean): void => {
-    if (this.closed) return
-    this.upstreamSeen = true
-    if (this.peer) this.toClient(data, isBinary)
-    else this.backlog!.push(data, isBinary)
-  }
-
-  private toClient(data: any, isBinary: boolean): void {
-    const c = this.rt.counters
-    c.messagesToClient++
-    c.bytesToClient += byteSize(data)
-    const client = this.client
-    if (client) {
-      if (!this.clientCorked) this.corkClient()
-      client.send(data, isBinary ? SEND_BINARY : SEND_TEXT)
-      if (client.bufferedAmount > this.rt.o.highWaterMark) this.clientBackpressure()
-      return
-    }
-    const peer = this.peer!
-    peer.send(isBinary ? data : asText(data))
-    const cap = this.rt.o.maxBufferedAmount
-    if (cap > 0 && ((peer as { bufferedAmount?: number }).bufferedAmount ?? 0) > cap) this.clientTooSlow()
+    to.send(data, isBinary)
+    if (to.queued > this.rt.o.highWaterMark) this.backpressure(from, to)
   }
 
   // --- frame passthrough -----------------------------------------------------------------
 
-  private clientRelayed = false
-  private upstreamRelayed = false
-  private passthroughTries = 0
-
   /**
    * Once both legs are open raw `ws` sockets without extensions, relay data frames byte for
-   * byte (see frame-relay.ts). A leg whose receiver is mid-frame is retried on a later turn.
+   * byte (see frame-splitter.ts). A leg whose receiver is mid-frame is retried on a later turn.
    */
   startPassthrough(): void {
     const client = this.client
-    if (this.closed || !client || !this.rt.o.passthrough || this.rt.o.whatwg) return
-    if (!canPassThrough(client, this.up)) return
-    if (!this.clientRelayed) this.clientRelayed = startFrameRelay(client, this, true)
-    if (!this.upstreamRelayed) this.upstreamRelayed = startFrameRelay(this.up, this, false)
-    if ((!this.clientRelayed || !this.upstreamRelayed) && ++this.passthroughTries < 100) {
+    const upstream = this.upstream
+    if (this.phase !== OPEN || !this.rt.o.passthrough || !client?.ws || !upstream?.ws) return
+    // Both legs or neither: a leg with an extension (compression) keeps both on messages.
+    for (const leg of [client, upstream]) {
+      if (leg.reading !== READ_FRAMES && !canRelayFrames(leg.ws!)) return
+    }
+    if (!client.enableFrameWrites() || !upstream.enableFrameWrites()) return
+    for (const from of [client, upstream]) {
+      if (from.reading === READ_FRAMES) continue
+      const feed = takeOverReading(from.ws!, onSocketData)
+      if (!feed) continue
+      from.feedControl = feed
+      from.splitter = new FrameSplitter(this, from.isClient)
+      ;(from.raw as unknown as { [kLeg]: Leg })[kLeg] = from
+      from.reading = READ_FRAMES
+    }
+    if ((client.reading !== READ_FRAMES || upstream.reading !== READ_FRAMES) && ++this.passthroughTries < 100) {
       setImmediate(retryPassthrough, this)
     }
   }
 
-  /** A whole data frame from one leg (passthrough): write it as is to the other leg. */
-  frame(fromClient: boolean, slices: Buffer[], payloadLength: number, fin: boolean): void {
-    if (this.closed) return
+  /** Bytes of a data frame from one leg (passthrough): write them as they are to the other. */
+  frameData(fromClient: boolean, slices: Buffer[], payloadBytes: number, first: boolean, last: boolean, fin: boolean): void {
+    if (this.phase !== OPEN) return
     const c = this.rt.counters
+    let from: Leg, to: Leg
     if (fromClient) {
-      this.clientSeen = true
+      from = this.client!
+      to = this.upstream!
       if (this.idleTimer !== undefined) this.lastClientActivity = Date.now()
-      c.bytesToUpstream += payloadLength
-      if (fin) c.messagesToUpstream++
-      const up = this.up
-      if (!this.upstreamCorked) this.corkUpstream()
-      writeSlices(up._socket, slices)
-      if (up.bufferedAmount > this.rt.o.highWaterMark) this.upstreamBackpressure()
+      c.bytesToUpstream += payloadBytes
+      if (last && fin) c.messagesToUpstream++
     }
     else {
-      this.upstreamSeen = true
-      c.bytesToClient += payloadLength
-      if (fin) c.messagesToClient++
-      const client = this.client!
-      if (!this.clientCorked) this.corkClient()
-      writeSlices(client._socket, slices)
-      if (client.bufferedAmount > this.rt.o.highWaterMark) this.clientBackpressure()
+      from = this.upstream!
+      to = this.client!
+      c.bytesToClient += payloadBytes
+      if (last && fin) c.messagesToClient++
     }
+    from.seen = true
+    if (first && !last) to.beginFrame()
+    to.write(slices)
+    if (last && !first) to.endFrame()
+    if (to.queued > this.rt.o.highWaterMark) this.backpressure(from, to)
   }
 
-  frameTooBig(fromClient: boolean): void {
-    this.end('buffer-limit', {
-      source: 'proxy',
-      clientCode: 1009,
-      clientReason: 'Frame too big',
-      upstreamCode: fromClient ? 1009 : 1001,
-      upstreamReason: 'Frame too big',
-      code: 1009,
-      reason: 'Frame too big',
-    })
+  frameControl(fromClient: boolean, frame: Buffer): void {
+    const leg = fromClient ? this.client : this.upstream
+    leg?.feedControl?.(frame)
   }
 
-  // --- write coalescing ------------------------------------------------------------------
-
-  /**
-   * Frames relayed in the same tick (one read often holds many) leave in one write: the socket
-   * is corked at the first frame and uncorked on the next tick. One syscall per batch instead
-   * of one per frame is most of the cost of small messages.
-   */
-  private clientCorked = false
-  private upstreamCorked = false
-
-  private corkClient(): void {
-    const socket = this.client!._socket as { cork?: () => void } | null | undefined
-    if (!socket?.cork) return
-    this.clientCorked = true
-    socket.cork()
-    process.nextTick(uncorkClient, this)
-  }
-
-  private corkUpstream(): void {
-    const socket = this.up._socket as { cork?: () => void } | null | undefined
-    if (!socket?.cork) return
-    this.upstreamCorked = true
-    socket.cork()
-    process.nextTick(uncorkUpstream, this)
-  }
-
-  uncorkClient(): void {
-    this.clientCorked = false
-    ;(this.client!._socket as { uncork?: () => void } | null)?.uncork?.()
-  }
-
-  uncorkUpstream(): void {
-    this.upstreamCorked = false
-    ;(this.up._socket as { uncork?: () => void } | null)?.uncork?.()
+  frameInvalid(fromClient: boolean, code: 1002 | 1009, reason: string): void {
+    if (code === 1009) return this.end(fromClient ? 'client-message-too-big' : 'upstream-message-too-big')
+    if (!fromClient) return this.end('upstream-protocol-error', { error: new Error(reason) })
+    this.end('client-protocol-error', { code: 1002, reason: 'Protocol error', error: new Error(reason) })
+    // Nothing reads the client any more (its stream is broken): end the TCP connection after
+    // the close frame instead of waiting for a close frame that could not be parsed.
+    this.client!.raw?.end()
   }
 
   // --- flow control ----------------------------------------------------------------------
 
-  /** The client's send queue passed the high-water mark: stop reading from the upstream. */
-  private clientBackpressure(): void {
-    const cap = this.rt.o.maxBufferedAmount
-    if (cap > 0 && this.client!.bufferedAmount > cap) return this.clientTooSlow()
-    if (this.upstreamPaused || this.rt.o.whatwg) return
-    this.upstreamPaused = true
-    this.up.pause()
-    this.watchDrain()
-  }
-
-  /** The upstream's send queue passed the high-water mark: stop reading from the client. */
-  private upstreamBackpressure(): void {
-    const cap = this.rt.o.maxBufferedAmount
-    if (cap > 0 && this.up.bufferedAmount > cap) {
-      return this.end('backpressure-limit', { source: 'proxy', clientCode: 1008, clientReason: 'Upstream too slow', upstreamCode: 1001, code: 1008, reason: 'Upstream too slow' })
+  /**
+   * The queue toward `to` passed the high-water mark: stop reading `from`. Only a leg that cannot
+   * be paused (a plain socket) lets the queue grow, up to `maxBufferedAmount`.
+   */
+  private backpressure(from: Leg, to: Leg): void {
+    if (from.ws) {
+      if (!from.paused) {
+        from.pause()
+        this.watchDrain()
+      }
+      return
     }
-    if (this.clientPaused || !this.client) return
-    this.clientPaused = true
-    this.client.pause()
-    this.watchDrain()
+    const cap = this.rt.o.maxBufferedAmount
+    if (cap > 0 && to.queued > cap) this.end(to.isClient ? 'client-too-slow' : 'upstream-too-slow')
   }
 
-  private clientTooSlow(): void {
-    this.end('backpressure-limit', { source: 'proxy', clientCode: 1008, clientReason: 'Client too slow', upstreamCode: 1001, code: 1008, reason: 'Client too slow' })
-  }
-
-  /** Resume a paused side once the other side's queue is below the low-water mark. */
+  /** Resume a paused leg once the other leg's queue is below the low-water mark. */
   private watchDrain(): void {
     // `drain` gives a prompt resume; the poll covers queues that drain without the event.
-    if (this.upstreamPaused && !this.waitingClientDrain && this.client?._socket) {
-      this.waitingClientDrain = true
-      this.client._socket.once('drain', () => this.onClientDrain())
-    }
-    if (this.clientPaused && !this.waitingUpstreamDrain && this.up?._socket) {
-      this.waitingUpstreamDrain = true
-      this.up._socket.once('drain', () => this.onUpstreamDrain())
+    for (const leg of [this.client!, this.upstream!]) {
+      const other = leg.isClient ? this.upstream! : this.client!
+      if (leg.paused && !other.waitingDrain && other.raw) {
+        other.waitingDrain = true
+        other.raw.once('drain', () => {
+          other.waitingDrain = false
+          this.checkDrained()
+        })
+      }
     }
     if (this.drainTimer === undefined) {
       this.drainTimer = setInterval(checkDrained, DRAIN_POLL_MS, this)
@@ -420,28 +371,14 @@ export class ProxyConnection implements FrameTarget {
     }
   }
 
-  private onClientDrain(): void {
-    this.waitingClientDrain = false
-    this.checkDrained()
-  }
-
-  private onUpstreamDrain(): void {
-    this.waitingUpstreamDrain = false
-    this.checkDrained()
-  }
-
   checkDrained(): void {
-    if (this.closed) return
+    if (this.phase !== OPEN) return
     const low = this.rt.o.lowWaterMark
-    if (this.upstreamPaused && this.client!.bufferedAmount <= low) {
-      this.upstreamPaused = false
-      this.up.resume()
-    }
-    if (this.clientPaused && this.up.bufferedAmount <= low) {
-      this.clientPaused = false
-      this.client!.resume()
-    }
-    if (!this.upstreamPaused && !this.clientPaused) {
+    const client = this.client!
+    const upstream = this.upstream!
+    if (upstream.paused && client.queued <= low) upstream.resume()
+    if (client.paused && upstream.queued <= low) client.resume()
+    if (!upstream.paused && !client.paused) {
       clearInterval(this.drainTimer)
       this.drainTimer = undefined
     }
@@ -453,22 +390,22 @@ export class ProxyConnection implements FrameTarget {
   // --- events ----------------------------------------------------------------------------
 
   private readonly onUpstreamOpen = (): void => {
-    if (this.closed) return
+    if (!this.accepts('upstreamOpen')) return
     clearTimeout(this.connectTimer)
     this.connectTimer = undefined
-    this.upstreamOpen = true
+    const first = this.phase === DIALLING_FIRST
+    this.phase = first ? AWAITING_CLIENT : OPEN
+    const upstream = this.upstream!
+    upstream.bindSocket()
     const queue = this.queue!
     this.queue = null
     this.queuedCost = 0
-    for (let i = 0; i < queue.length && !this.closed; i += 2) this.toUpstream(queue[i], queue[i + 1] as boolean)
-    if (this.closed) return
-    if (this.settleFirst) {
-      // Hold the upstream until the client is accepted; frames already read wait in `backlog`.
-      if (!this.rt.o.whatwg) {
-        this.upstreamPaused = true
-        this.up.pause()
-      }
-      const settle = this.settleFirst
+    for (let i = 0; i < queue.length && this.phase === OPEN; i += 2) this.relay(this.client!, queue[i], queue[i + 1] as boolean)
+    if (!this.accepts('end')) return
+    if (first) {
+      // Hold the upstream until the client is accepted; messages already read wait in `backlog`.
+      if (upstream.ws) upstream.pause()
+      const settle = this.settleFirst!
       this.settleFirst = undefined
       settle(undefined)
     }
@@ -483,111 +420,76 @@ export class ProxyConnection implements FrameTarget {
   }
 
   private readonly onUpstreamClose = (code: number, reason: string): void => {
-    this.end('upstream', {
-      source: 'upstream',
-      clientCode: toClientCloseCode(code),
-      clientReason: reason,
-      code,
-      reason,
-      status: 502,
-    })
+    this.end('upstream-closed', { code, reason })
   }
 
   private readonly onUpstreamError = (error: unknown): void => {
-    this.fail('upstream-error', error)
+    this.end('upstream-error', { error })
   }
 
-  private onUnexpectedResponse(status: number): void {
+  private readonly onUnexpectedResponse = (status: number): void => {
     this.upstreamStatus = PASSED_THROUGH_STATUSES.has(status) ? status : 502
   }
 
-  onConnectTimeout(): void {
-    this.end('connect-timeout', {
-      source: 'proxy',
-      clientCode: 1011,
-      clientReason: 'Upstream connect timeout',
-      code: 1011,
-      reason: 'Upstream connect timeout',
-      terminateUpstream: true,
-      status: 504,
-    })
+  private readonly onClientPong = (): void => {
+    this.client!.seen = true
+  }
+
+  private readonly onUpstreamPong = (): void => {
+    if (this.upstream) this.upstream.seen = true
   }
 
   checkIdle(): void {
-    if (this.closed) return
-    const idle = this.rt.o.clientIdleTimeout
-    const remaining = idle - (Date.now() - this.lastClientActivity)
-    if (remaining > 0) {
-      this.idleTimer = setTimeout(checkIdle, remaining, this)
-      return
-    }
-    this.end('client-idle', { source: 'proxy', clientCode: 1001, clientReason: 'Client idle timeout', upstreamCode: 1001, upstreamReason: 'Client idle timeout', code: 1001, reason: 'Client idle timeout' })
+    if (!this.accepts('end')) return
+    const remaining = this.rt.o.clientIdleTimeout - (Date.now() - this.lastClientActivity)
+    if (remaining > 0) this.idleTimer = setTimeout(checkIdle, remaining, this)
+    else this.end('client-idle')
   }
 
   /** The client closed (crossws `close` hook). */
   clientClosed(code: number | undefined, reason: string | undefined): void {
-    this.end('client', {
-      source: 'client',
-      upstreamCode: toUpstreamCloseCode(code, this.rt.o.whatwg),
-      upstreamReason: reason,
-      code,
-      reason,
-    })
+    this.end('client-closed', { code, reason })
   }
 
   /** The client socket failed (crossws `error` hook). */
   clientFailed(error: unknown): void {
-    this.end('client', { source: 'client', upstreamCode: this.rt.o.whatwg ? 1000 : 1011, upstreamReason: 'Client error', error })
+    this.end('client-error', { error })
   }
 
   // --- heartbeat -------------------------------------------------------------------------
 
-  private readonly onClientPong = (): void => {
-    this.clientSeen = true
-  }
-
-  private readonly onUpstreamPong = (): void => {
-    this.upstreamSeen = true
-  }
-
-  /** Ping each leg that can be pinged and is being read (a paused leg's pong would not be seen). */
+  /** Ping each leg that can be pinged and is being read (a paused leg's answer would not be read). */
   ping(): void {
-    if (this.closed) return
-    if (this.client && !this.clientPaused && this.client.readyState === OPEN) {
-      this.clientPinged = true
-      this.clientSeen = false
-      try { this.client.ping() }
-      catch {}
-    }
-    if (this.upstreamOpen && !this.rt.o.whatwg && !this.upstreamPaused && this.up.readyState === OPEN) {
-      this.upstreamPinged = true
-      this.upstreamSeen = false
-      try { this.up.ping() }
-      catch {}
+    if (!this.accepts('heartbeat')) return
+    for (const leg of [this.client!, this.upstream!]) {
+      if (leg.ws && !leg.paused && leg.open) leg.ping()
     }
   }
 
-  /** Close the pair if a pinged leg sent nothing back. */
+  /** Close the pair if a pinged leg showed no life (no byte, no pong) since its ping. */
   checkAlive(): void {
-    if (this.closed) return
-    if (this.upstreamPinged && !this.upstreamSeen && !this.upstreamPaused) {
-      this.end('upstream-heartbeat', { source: 'proxy', clientCode: 1011, clientReason: 'Upstream heartbeat timeout', terminateUpstream: true, code: 1011, reason: 'Upstream heartbeat timeout' })
-      return
-    }
-    if (this.clientPinged && !this.clientSeen && !this.clientPaused) {
-      this.end('client-heartbeat', { source: 'proxy', terminateClient: true, upstreamCode: 1001, upstreamReason: 'Client heartbeat timeout', code: 1001, reason: 'Client heartbeat timeout' })
-      return
-    }
-    this.clientPinged = false
-    this.upstreamPinged = false
+    if (!this.accepts('heartbeat')) return
+    const upstream = this.upstream!
+    const client = this.client!
+    if (upstream.pinged && !upstream.paused && !upstream.alive) return this.end('upstream-heartbeat')
+    if (client.pinged && !client.paused && !client.alive) return this.end('client-heartbeat')
+    client.pinged = false
+    upstream.pinged = false
   }
 
   // --- teardown --------------------------------------------------------------------------
 
-  /** End the connection once: close what is still open, count it, report it. */
-  end(cause: WebSocketProxyCloseCause, ending: Ending): void {
-    if (this.closed) return
-    this.closed = true
+  /** `closeAll()`: end with `code`/`reason` for the client; returns the sockets to wait for. */
+  shutdown(code: number, reason: string): Array<{ readyState: number, terminate?: () => void, close: () => void }> {
+    const sockets = [this.client?.ws, this.upstream?.ws ?? this.upstream?.plain].filter(Boolean) as Array<{ readyState: number, terminate?: () => void, close: () => void }>
+    this.end('shutdown', { code, reason })
+    return sockets
+  }
+
+  /** End the connection once: tell each leg what the endings table says, count it, report it. */
+  end(name: EndingName, detail: EndingDetail = {}): void {
+    if (!this.accepts('end')) return
+    this.phase = CLOSED
     clearTimeout(this.connectTimer)
     clearTimeout(this.idleTimer)
     clearTimeout(this.adoptTimer)
@@ -595,25 +497,41 @@ export class ProxyConnection implements FrameTarget {
     this.queue = null
     this.backlog = null
     const rt = this.rt
+    const spec = ENDINGS[name]
     rt.connections.delete(this)
     rt.counters.open--
-    rt.counters.closed[cause]++
+    rt.counters.closed[spec.cause]++
 
-    if (ending.source !== 'client' && this.peer) this.closeClient(ending)
-    if (this.up) this.closeUpstream(ending)
-    this.unpause()
+    const client = this.client
+    const upstream = this.upstream
+    if (client) this.closeLeg(client, spec.client, detail)
+    if (upstream) this.closeLeg(upstream, spec.upstream, detail)
+    // Paused sockets must read again, or their close handshakes could never complete.
+    try {
+      if (client?.paused) client.resume()
+      if (upstream?.paused) upstream.resume()
+    }
+    catch {}
 
     if (this.settleFirst) {
       const settle = this.settleFirst
       this.settleFirst = undefined
-      settle(ending.status ?? 502)
+      settle(name === 'upstream-error' || name === 'setup-failed' ? this.upstreamStatus ?? spec.status : spec.status)
     }
 
     const url = this.url
     const onClose = rt.o.onUpstreamClose
     if (url && onClose) {
+      const reported = 'reported' in spec ? spec.reported : undefined
       try {
-        onClose(this.pp, { url, source: ending.source, cause, code: ending.code, reason: ending.reason, error: ending.error })
+        onClose(this.pp, {
+          url,
+          source: spec.source,
+          cause: spec.cause,
+          code: reported ? reported[0] : detail.code,
+          reason: reported ? reported[1] : detail.reason,
+          error: detail.error,
+        })
       }
       catch (error) {
         console.error('[nitro-ws-proxy] onUpstreamClose callback failed:', error)
@@ -621,66 +539,42 @@ export class ProxyConnection implements FrameTarget {
     }
   }
 
-  private closeClient(ending: Ending): void {
-    try {
-      if (ending.terminateClient) {
-        if (this.client) this.client.terminate()
-        else this.peer!.terminate()
-      }
-      else {
-        this.peer!.close(ending.clientCode ?? 1000, truncateReason(ending.clientReason))
-      }
+  private closeLeg(leg: Leg, ending: LegEnding, detail: EndingDetail): void {
+    if (ending === null) return
+    if (ending === 'terminate') return leg.terminate()
+    const whatwg = this.rt.o.whatwg
+    let code: number | undefined
+    let reason: string | undefined
+    if (ending === 'mirror') {
+      // The other side's code, made valid for this one.
+      code = leg.isClient ? toClientCloseCode(detail.code) : toUpstreamCloseCode(detail.code, whatwg)
+      reason = detail.reason
     }
-    catch {}
-  }
-
-  private closeUpstream(ending: Ending): void {
-    const up = this.up
-    try {
-      if (up.readyState === CONNECTING || (ending.terminateUpstream && !this.rt.o.whatwg)) {
-        // A handshake in progress is aborted; `ws` reports it as an error we ignore (closed).
-        if (this.rt.o.whatwg) up.close()
-        else up.terminate()
-      }
-      else if (up.readyState === OPEN) {
-        // WHATWG constructors throw on codes other than 1000 and 3000-4999.
-        const code = this.rt.o.whatwg ? toUpstreamCloseCode(ending.upstreamCode, true) : ending.upstreamCode
-        if (code === undefined) up.close()
-        else up.close(code, truncateReason(ending.upstreamReason))
-      }
+    else {
+      code = ending[0]
+      reason = ending[1]
     }
-    catch {
-      // Never leave an upstream open because a close argument was refused.
-      try { this.rt.o.whatwg ? up.close() : up.terminate() }
-      catch {}
-    }
-  }
-
-  /** Paused sockets must read again, or their close handshakes could never complete. */
-  private unpause(): void {
-    try {
-      if (this.clientPaused) this.client!.resume()
-      if (this.upstreamPaused) this.up.resume()
-    }
-    catch {}
-    this.clientPaused = false
-    this.upstreamPaused = false
+    // WHATWG constructors throw on codes other than 1000 and 3000-4999.
+    if (!leg.isClient && whatwg && code !== undefined) code = toUpstreamCloseCode(code, true)
+    leg.close(code, reason)
   }
 }
 
-function writeSlices(socket: unknown, slices: Buffer[]): void {
-  const out = socket as { write: (chunk: Buffer) => boolean } | null | undefined
-  if (!out) return
-  for (let i = 0; i < slices.length; i++) out.write(slices[i]!)
+const kLeg = Symbol('nitro-ws-proxy.leg')
+
+/** The `data` listener of a passthrough leg's TCP socket: shared, no closure per connection. */
+function onSocketData(this: { [kLeg]: Leg }, chunk: Buffer): void {
+  this[kLeg].splitter!.push(chunk)
 }
 
 // Timer and tick callbacks take the connection as an argument: no closure per connection.
 function retryPassthrough(c: ProxyConnection): void { c.startPassthrough() }
 function checkIdle(c: ProxyConnection): void { c.checkIdle() }
-function onConnectTimeout(c: ProxyConnection): void { c.onConnectTimeout() }
+function onConnectTimeout(c: ProxyConnection): void { c.end('connect-timeout') }
+function onAdoptTimeout(c: ProxyConnection): void { c.end('client-handshake-failed') }
 function checkDrained(c: ProxyConnection): void { c.checkDrained() }
-function uncorkClient(c: ProxyConnection): void { c.uncorkClient() }
-function uncorkUpstream(c: ProxyConnection): void { c.uncorkUpstream() }
 
 /** Upstream refusals an upstream-first handshake passes to the client as they are. */
 const PASSED_THROUGH_STATUSES = new Set([400, 401, 403, 404, 410, 429])
+
+export type { NodeWebSocket }

@@ -2,15 +2,17 @@
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
 /**
- * Parse a `sec-websocket-protocol` offer into its valid, distinct tokens, in order.
- * Invalid tokens are dropped so they are never echoed nor sent upstream.
+ * Parse a `sec-websocket-protocol` offer: distinct tokens separated by commas and optional
+ * whitespace (RFC 6455 §4.1, §11.3.4). Returns `undefined` for a malformed offer (an empty
+ * element, a non-token, a duplicate), which the handshake must refuse with 400 as `ws` does.
  */
-export function parseProtocolOffer(header: string | null | undefined): string[] {
-  if (!header) return []
+export function parseProtocolOffer(header: string | null | undefined): string[] | undefined {
+  if (header === null || header === undefined) return []
   const tokens: string[] = []
   for (const part of header.split(',')) {
-    const token = part.trim()
-    if (token && TOKEN_RE.test(token) && !tokens.includes(token)) tokens.push(token)
+    const token = part.replace(/^[ \t]+|[ \t]+$/g, '')
+    if (!TOKEN_RE.test(token) || tokens.includes(token)) return undefined
+    tokens.push(token)
   }
   return tokens
 }

@@ -3,9 +3,10 @@ import type { ProxyRuntime } from './connection'
 import type { ProxyPeer, WebSocketProxy, WebSocketProxyOptions } from './types'
 import { ProxyConnection } from './connection'
 import { HeartbeatSweep } from './heartbeat'
-import { getLegacyNodeRequest, getUpgradeRemoteAddress } from './node-socket'
+import { getLegacyNodeRequest, getNodeRequest, getUpgradeRemoteAddress, readInternalsSwitch } from './fence'
 import { resolveOptions } from './options'
 import { parseProtocolOffer } from './protocols'
+import { rejectUpgrade } from './reject'
 import { createCounters, snapshotCounters } from './stats'
 
 /** Where a connection is found from its peer: a property, not a map lookup per message. */
@@ -16,19 +17,6 @@ const kOffer = Symbol.for('nitro-ws-proxy.offer')
 
 type PeerWithConnection = Peer & { [kConnection]?: ProxyConnection }
 type UpgradeResult = Response | { headers?: Record<string, string>, context?: Record<PropertyKey, unknown> } | undefined
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  410: 'Gone',
-  429: 'Too Many Requests',
-  500: 'Internal Server Error',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-}
 
 /**
  * Create crossws hooks that relay every client to its own upstream WebSocket connection.
@@ -57,6 +45,7 @@ const STATUS_TEXT: Record<number, string> = {
  */
 export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | WebSocketProxyOptions): WebSocketProxy {
   const o = resolveOptions(target)
+  readInternalsSwitch()
   const connections = new Set<ProxyConnection>()
   const heartbeat = new HeartbeatSweep(connections, o.heartbeatInterval, o.heartbeatTimeout)
   const rt: ProxyRuntime = {
@@ -84,34 +73,41 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
   async function upgradeFirst(request: Request, offer: string[] | undefined): Promise<UpgradeResult> {
     const context = ((request as { context?: Record<PropertyKey, unknown> }).context ?? {}) as Record<PropertyKey, unknown>
     const pp: ProxyPeer = { request, context: context as Record<string, unknown>, remoteAddress: getUpgradeRemoteAddress(request) }
-    const connection = new ProxyConnection(rt, pp, offer)
+    const connection = new ProxyConnection(rt, pp, offer, true)
     const status = await connection.connectFirst()
-    if (status !== undefined) {
-      return new Response(STATUS_TEXT[status] ?? 'Bad Gateway', { status })
-    }
+    if (status !== undefined) return rejectUpgrade(status)
     connection.expectAdoption(o.connectTimeout || 10_000)
     context[kPending] = connection
-    const chosen = o.forwardProtocol ? connection.up.protocol || undefined : undefined
+    const chosen = o.forwardProtocol ? connection.upstreamProtocol || undefined : undefined
     return accept(request, chosen, { [kPending]: connection })
   }
 
   function upgrade(request: Request): UpgradeResult | Promise<UpgradeResult> {
     try {
-      const offer = o.forwardProtocol ? parseProtocolOffer(request.headers.get('sec-websocket-protocol')) : undefined
+      // Refuse what `ws` and crossws 0.4 refuse before anything is dialled; crossws 0.3 lets
+      // both through (the offer because this hook rewrites the header `ws` would check).
+      const node = getNodeRequest(request)
+      if (node && typeof node.httpVersionMajor === 'number'
+        && (node.httpVersionMajor < 1 || (node.httpVersionMajor === 1 && (node.httpVersionMinor ?? 0) < 1))) {
+        return rejectUpgrade(400)
+      }
+      const parsed = parseProtocolOffer(request.headers.get('sec-websocket-protocol'))
+      if (parsed === undefined) return rejectUpgrade(400)
+      const offer = o.forwardProtocol ? parsed : undefined
       if (offer && getLegacyNodeRequest(request)) {
         // The header is rewritten below; `open` needs the client's whole offer.
         const context = (request as { context?: Record<PropertyKey, unknown> }).context
         if (context) context[kOffer] = offer
       }
       if (o.upstreamFirst) {
-        return upgradeFirst(request, offer).catch(() => new Response('Bad Gateway', { status: 502 }))
+        return upgradeFirst(request, offer).catch(() => rejectUpgrade(502))
       }
       // Without forwarding, answer no protocol on both lines (crossws 0.3 would echo one).
       return accept(request, offer?.[0])
     }
     catch {
       // A throw here would hang the client on crossws 0.3: answer instead.
-      return new Response('Internal Server Error', { status: 500 })
+      return rejectUpgrade(500)
     }
   }
 
@@ -145,7 +141,7 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
     message(peer: PeerWithConnection, message) {
       const connection = peer[kConnection]
       // On Node the raw socket's own `message` event is relayed instead (it keeps the type).
-      if (connection === undefined || connection.client !== undefined) return
+      if (connection === undefined || !connection.readsClientHook) return
       const raw = message.rawData
       if (typeof raw === 'string') connection.fromClient(raw, false)
       else connection.fromClient(raw instanceof Uint8Array || raw instanceof ArrayBuffer ? raw : message.uint8Array(), true)
@@ -163,20 +159,7 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
 
 async function closeAll(rt: ProxyRuntime, code: number, reason: string, timeout: number): Promise<void> {
   const sockets: Array<{ readyState: number, terminate?: () => void, close: () => void }> = []
-  for (const connection of [...rt.connections]) {
-    if (connection.client) sockets.push(connection.client)
-    if (connection.up) sockets.push(connection.up)
-    connection.end('shutdown', {
-      source: 'proxy',
-      clientCode: code,
-      clientReason: reason,
-      upstreamCode: rt.o.whatwg ? 1000 : 1001,
-      upstreamReason: 'Going Away',
-      code,
-      reason,
-      status: 503,
-    })
-  }
+  for (const connection of [...rt.connections]) sockets.push(...connection.shutdown(code, reason))
   const deadline = Date.now() + timeout
   while (sockets.some(s => s.readyState !== 3) && Date.now() < deadline) {
     await new Promise(resolve => setTimeout(resolve, 20))

@@ -12,9 +12,9 @@ export interface UpstreamHandlers {
   unexpectedResponse?: (status: number) => void
 }
 
-/** `ws` send options, allocated once: the per-message path reuses them. */
-export const SEND_BINARY = Object.freeze({ binary: true })
-export const SEND_TEXT = Object.freeze({ binary: false })
+
+
+
 
 function toHeaderRecord(init: ProxyHeadersInit): Record<string, string> {
   // `ws` spreads `headers` as a plain object: a `Headers` instance or pairs would vanish.

@@ -11,8 +11,8 @@ import type {
   WebSocketProxyOptions,
 } from '../core/types'
 import { toEnvSuffix } from './env'
-import { clearExpiry, scheduleExpiry } from './auth/hooks'
-import { rejectUpgrade as reject } from './reject'
+import { clearExpiry, scheduleExpiry } from './auth/expiry'
+import { rejectUpgrade as reject } from '../core/reject'
 import { forwardedHeaders } from './forwarded'
 import { checkRuleOptions, type CheckedRuleOptions } from './options'
 import { mapTarget, pathBelow, splitRequestUrl } from './target'
@@ -106,8 +106,9 @@ export function defineWsProxyHandler(input: WsProxyHandlerInput) {
         const url = suffix === undefined ? undefined : mapTarget(rule.target, suffix, query)
         if (!url) return reject(400, 'Bad Request')
 
-        contextOf(request)[STATE] = { url, authHeaders: grant?.headers, expiresAt: grant?.expiresAt } satisfies ConnectionState
-        return await proxy.upgrade(request)
+        const context = contextOf(request)
+        context[STATE] = { url, authHeaders: grant?.headers, expiresAt: grant?.expiresAt } satisfies ConnectionState
+        return withContext(await proxy.upgrade(request), context)
       }
       catch (error) {
         console.error(`[nitro-ws-proxy] ${input.route}: upgrade failed:`, error)
@@ -144,7 +145,8 @@ function setupRoute(input: WsProxyHandlerInput): RouteSetup {
     }
     const rule = checkRuleOptions(
       entry,
-      key => `runtimeConfig.wsProxy.${input.name}.${key} (env ${input.envPrefix}${toEnvSuffix(key)}) of route ${input.route}`,
+      // `key` may name an entry below the option (`headers.host`): the env variable is the option's.
+      key => `runtimeConfig.wsProxy.${input.name}.${key} (env ${input.envPrefix}${toEnvSuffix(/^\w+/.exec(key)![0])}) of route ${input.route}`,
     )
     const staticHeaders = rule.headers
     const forwardedContext = { devProxy: input.dev === true }
@@ -175,6 +177,18 @@ function contextOf(request: object): Record<string, unknown> {
   const holder = request as { context?: Record<string, unknown> }
   if (!holder.context) Object.defineProperty(holder, 'context', { value: {}, enumerable: true, configurable: true })
   return holder.context!
+}
+
+/**
+ * The upgrade result carrying the connection's context: crossws 0.3 hands `request.context` to
+ * the peer, 0.4 only what the result's `context` holds (its request has no context before).
+ */
+function withContext(result: unknown, context: Record<string, unknown>): Response | ResponseInit {
+  if (result instanceof Response) return result
+  const init = result && typeof result === 'object' ? result as ResponseInit & { context?: Record<PropertyKey, unknown> } : {}
+  const merged = init.context && init.context !== context ? { ...context, ...init.context } : context
+  // crossws 0.4's result type has `context`; 0.3's (the one h3 v1 declares) does not.
+  return { ...init, context: merged } as ResponseInit
 }
 
 function stateOf(peer: ProxyPeer): ConnectionState {

@@ -1,4 +1,4 @@
-import { rejectUpgrade } from './reject'
+import { rejectUpgrade } from '../core/reject'
 
 /** The part of the h3 app's crossws options this plugin wraps. */
 interface WebSocketOptionsLike {

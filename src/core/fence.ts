@@ -1,0 +1,225 @@
+/**
+ * The fence: the only module that reads private fields of `ws`, crossws or Node sockets.
+ *
+ * The relay is faster and more faithful when it reaches past public APIs: crossws 0.3's Node
+ * adapter drops the text/binary flag (the raw `ws` socket keeps it), crossws 0.3 has no drain or
+ * `bufferedAmount`, and frame passthrough reads the TCP socket under a `ws` socket. Each access
+ * here checks the layout it relies on; when a check fails the caller gets `undefined`/`false` and
+ * falls back to the public path (crossws hooks, the message relay). `NITRO_WS_PROXY_INTERNALS=0`
+ * (read when a proxy is created) turns every such access off.
+ */
+import type { Peer } from 'crossws'
+
+/** The raw `ws` socket behind a crossws Node peer (both lines), as far as the relay uses it. */
+export interface NodeWebSocket {
+  readonly readyState: number
+  readonly bufferedAmount: number
+  readonly protocol: string
+  on: (event: string, listener: (...args: any[]) => void) => unknown
+  send: (data: unknown, options?: { binary?: boolean }, cb?: (err?: Error) => void) => void
+  close: (code?: number, reason?: string) => void
+  terminate: () => void
+  ping: (data?: unknown) => void
+  pause: () => void
+  resume: () => void
+}
+
+/** The TCP (or TLS) socket under a `ws` socket. */
+export interface RawSocket {
+  readonly bytesRead: number
+  readonly bytesWritten: number
+  readonly writableLength: number
+  readonly destroyed: boolean
+  write: (chunk: Buffer, ...rest: any[]) => boolean
+  cork: () => void
+  uncork: () => void
+  once: (event: 'drain', listener: () => void) => unknown
+  on: (event: 'data', listener: (chunk: Buffer) => void) => unknown
+  removeListener: (event: 'data', listener: (chunk: Buffer) => void) => unknown
+  listeners: (event: 'data') => Array<(chunk: Buffer) => void>
+  end: () => void
+}
+
+interface ReceiverInternals {
+  _state: number
+  _bufferedBytes: number
+  _fragmented: number
+  _loop: boolean
+  _errored: boolean
+  _writableState?: { length: number }
+  write: (chunk: Buffer) => boolean
+}
+
+type WsInternals = NodeWebSocket & {
+  _socket?: RawSocket | null
+  _receiver?: ReceiverInternals
+  _extensions?: Record<string, unknown>
+}
+
+interface NodeRequestLike {
+  headers: Record<string, string | string[] | undefined>
+  httpVersionMajor?: number
+  httpVersionMinor?: number
+  socket?: { remoteAddress?: string }
+}
+
+let enabled = true
+
+/** Re-read `NITRO_WS_PROXY_INTERNALS` (called when a proxy is created). */
+export function readInternalsSwitch(): boolean {
+  const value = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.NITRO_WS_PROXY_INTERNALS
+  enabled = !(value === '0' || value === 'false' || value === 'off')
+  return enabled
+}
+
+/** Whether private fields may be read at all. */
+export function internalsEnabled(): boolean {
+  return enabled
+}
+
+// --- crossws ---------------------------------------------------------------------------------
+
+/** The raw `ws` socket behind a crossws Node peer, or `undefined` (other adapters, fence off). */
+export function getPeerSocket(peer: Peer): NodeWebSocket | undefined {
+  if (!enabled) return undefined
+  const ws = (peer as unknown as { _internal?: { ws?: NodeWebSocket } })._internal?.ws
+  return ws && typeof ws.on === 'function' && typeof ws.pause === 'function' && typeof ws.ping === 'function'
+    && typeof ws.send === 'function' && typeof ws.bufferedAmount === 'number'
+    ? ws
+    : undefined
+}
+
+/** The Node request behind a crossws upgrade request: `_req` on 0.3, `runtime.node.req` on 0.4. */
+export function getNodeRequest(request: Request): NodeRequestLike | undefined {
+  const r = request as unknown as { _req?: NodeRequestLike, runtime?: { node?: { req?: NodeRequestLike } } }
+  const req = r._req ?? r.runtime?.node?.req
+  return req && typeof req.headers === 'object' ? req : undefined
+}
+
+/**
+ * The Node request of a crossws **0.3** upgrade. On that line the adapter's `ws` server echoes
+ * the first offered subprotocol by itself, reading it from this object's headers.
+ */
+export function getLegacyNodeRequest(request: Request): NodeRequestLike | undefined {
+  const req = (request as unknown as { _req?: NodeRequestLike })._req
+  return req && typeof req.headers === 'object' ? req : undefined
+}
+
+/** The client address during `upgrade`, before a peer exists. */
+export function getUpgradeRemoteAddress(request: Request): string | undefined {
+  return getNodeRequest(request)?.socket?.remoteAddress
+}
+
+// --- ws sockets ------------------------------------------------------------------------------
+
+/** The TCP socket under a `ws` socket, when its layout is the known one. */
+export function getRawSocket(ws: NodeWebSocket): RawSocket | undefined {
+  if (!enabled) return undefined
+  const socket = (ws as WsInternals)._socket
+  return socket && typeof socket.write === 'function' && typeof socket.cork === 'function'
+    && typeof socket.bytesRead === 'number' && typeof socket.listeners === 'function'
+    ? socket
+    : undefined
+}
+
+function receiverOf(ws: NodeWebSocket): ReceiverInternals | undefined {
+  const r = (ws as WsInternals)._receiver
+  return r && typeof r._state === 'number' && typeof r._bufferedBytes === 'number'
+    && typeof r._fragmented === 'number' && typeof r.write === 'function'
+    ? r
+    : undefined
+}
+
+/**
+ * Whether a leg's bytes can be relayed frame by frame: an open `ws` socket of the known layout,
+ * without extensions (a compressed frame cannot be copied as is), read only by `ws` itself.
+ */
+export function canRelayFrames(ws: NodeWebSocket): boolean {
+  if (!enabled || ws.readyState !== 1) return false
+  const socket = getRawSocket(ws)
+  const extensions = (ws as WsInternals)._extensions
+  return !!socket && !!receiverOf(ws)
+    && (!extensions || Object.keys(extensions).length === 0)
+    && socket.listeners('data').length === 1
+}
+
+/** The leg's receiver is between frames and holds nothing: its byte stream can change hands. */
+export function atFrameBoundary(ws: NodeWebSocket): boolean {
+  const r = receiverOf(ws)
+  return !!r && r._state === 0 && r._bufferedBytes === 0 && r._fragmented === 0 && !r._loop && !r._errored
+    && (r._writableState?.length ?? 0) === 0
+}
+
+/**
+ * Read `ws`'s socket with `onData` instead of `ws`: returns the function that hands a control
+ * frame to `ws`'s own receiver (close, ping, pong are still answered by `ws`), or `undefined`
+ * (nothing changed) when the layout is unknown or the receiver is mid-frame.
+ */
+export function takeOverReading(ws: NodeWebSocket, onData: (this: any, chunk: Buffer) => void): ((frame: Buffer) => void) | undefined {
+  if (!canRelayFrames(ws) || !atFrameBoundary(ws)) return undefined
+  const socket = getRawSocket(ws)!
+  const receiver = receiverOf(ws)!
+  socket.removeListener('data', socket.listeners('data')[0]!)
+  socket.on('data', onData)
+  return frame => receiver.write(frame)
+}
+
+// --- holding writes while a frame is streamed --------------------------------------------------
+
+const kGate = Symbol('nitro-ws-proxy.gate')
+
+/**
+ * Holds the writes `ws` makes on a socket (pongs, pings, close frames) while the relay streams a
+ * data frame into it, so no control frame lands inside a frame (RFC 6455 §5.4).
+ */
+export class WriteGate {
+  /** The socket's own `write`, used by the relay and to release held writes. */
+  readonly write: (chunk: Buffer, ...rest: any[]) => boolean
+  /** A frame is being streamed: writes of others wait in `held`. */
+  closed = false
+  private held: unknown[][] = []
+
+  constructor(readonly socket: RawSocket) {
+    this.write = socket.write
+  }
+
+  hold(): void {
+    this.closed = true
+  }
+
+  /** The frame ended: let held writes through, in order. */
+  release(): void {
+    this.closed = false
+    const held = this.held
+    if (held.length === 0) return
+    this.held = []
+    for (const args of held) this.write.apply(this.socket, args as [Buffer])
+  }
+
+  /** Whether anything waits (a ping or pong held behind the frame). */
+  get holding(): boolean {
+    return this.held.length > 0
+  }
+
+  push(args: unknown[]): void {
+    this.held.push(args)
+  }
+}
+
+/** The socket's `write` while gated: shared by all sockets, no closure per connection. */
+function gatedWrite(this: RawSocket & { [kGate]: WriteGate }, ...args: unknown[]): boolean {
+  const gate = this[kGate]
+  if (!gate.closed) return gate.write.apply(this, args as [Buffer])
+  gate.push(args)
+  return true
+}
+
+/** Put a gate on a socket's writes (once per socket). */
+export function gateWrites(socket: RawSocket): WriteGate {
+  const s = socket as RawSocket & { [kGate]?: WriteGate }
+  if (s[kGate]) return s[kGate]
+  const gate = new WriteGate(socket)
+  s[kGate] = gate
+  ;(s as { write: unknown }).write = gatedWrite
+  return gate
+}
