@@ -105,6 +105,18 @@ export function getLegacyNodeRequest(request: Request): NodeRequestLike | undefi
   return req && typeof req.headers === 'object' ? req : undefined
 }
 
+/** The Node request a crossws 0.4 Node peer was upgraded from (0.4 gives `upgrade` no access to it). */
+export function getPeerNodeRequest(peer: Peer): NodeRequestLike | undefined {
+  const req = (peer as unknown as { _internal?: { nodeReq?: NodeRequestLike } })._internal?.nodeReq
+  return req && typeof req.headers === 'object' ? req : undefined
+}
+
+/** Whether a Node request is older than HTTP/1.1 (a WebSocket handshake needs 1.1, RFC 6455 §4.1). */
+export function isBeforeHttp11(req: NodeRequestLike | undefined): boolean {
+  const major = req?.httpVersionMajor
+  return typeof major === 'number' && (major < 1 || (major === 1 && (req!.httpVersionMinor ?? 0) < 1))
+}
+
 /** The client address during `upgrade`, before a peer exists. */
 export function getUpgradeRemoteAddress(request: Request): string | undefined {
   return getNodeRequest(request)?.socket?.remoteAddress

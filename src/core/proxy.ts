@@ -3,7 +3,7 @@ import type { ProxyRuntime } from './connection'
 import type { ProxyPeer, WebSocketProxy, WebSocketProxyOptions } from './types'
 import { ProxyConnection } from './connection'
 import { HeartbeatSweep } from './heartbeat'
-import { getLegacyNodeRequest, getNodeRequest, getUpgradeRemoteAddress, readInternalsSwitch } from './fence'
+import { getLegacyNodeRequest, getNodeRequest, getPeerNodeRequest, getUpgradeRemoteAddress, isBeforeHttp11, readInternalsSwitch } from './fence'
 import { resolveOptions } from './options'
 import { parseProtocolOffer } from './protocols'
 import { rejectUpgrade } from './reject'
@@ -86,11 +86,7 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
     try {
       // Refuse what `ws` and crossws 0.4 refuse before anything is dialled; crossws 0.3 lets
       // both through (the offer because this hook rewrites the header `ws` would check).
-      const node = getNodeRequest(request)
-      if (node && typeof node.httpVersionMajor === 'number'
-        && (node.httpVersionMajor < 1 || (node.httpVersionMajor === 1 && (node.httpVersionMinor ?? 0) < 1))) {
-        return rejectUpgrade(400)
-      }
+      if (isBeforeHttp11(getNodeRequest(request))) return rejectUpgrade(400)
       const parsed = parseProtocolOffer(request.headers.get('sec-websocket-protocol'))
       if (parsed === undefined) return rejectUpgrade(400)
       const offer = o.forwardProtocol ? parsed : undefined
@@ -119,6 +115,11 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
         context[kPending] = undefined
         peer[kConnection] = pending
         pending.adopt(peer)
+        return
+      }
+      // crossws 0.4's Node adapter shows `upgrade` no HTTP version: refuse here, undialled.
+      if (isBeforeHttp11(getPeerNodeRequest(peer))) {
+        peer.close(1002, 'HTTP/1.1 required')
         return
       }
       const offer = o.forwardProtocol

@@ -42,7 +42,7 @@ export interface WebSocketProxyUpstream {
  * Why a proxied connection ended, as counted in `stats().closed`:
  * - `client`: the client closed or errored.
  * - `upstream`: the upstream closed.
- * - `upstream-error`: the upstream failed (refused, non-101 answer, reset).
+ * - `upstream-error`: the upstream failed (refused, non-101 answer, reset) or sent an invalid frame.
  * - `connect-timeout`: the upstream did not open within `connectTimeout`.
  * - `setup-failed`: the resolver, `headers`, a callback or the constructor threw.
  * - `buffer-limit`: pre-open buffering passed `maxBufferSize` (1009).
@@ -143,6 +143,9 @@ export interface WebSocketProxyOptions {
    * per-message decoding, unmasking, re-masking or copying; close, ping and pong frames are still
    * handled by each leg. The client's frames keep the mask its browser chose. Crossws `message`
    * hooks no longer see relayed messages then: set `false` if a wrapper must see each message.
+   * Frames over 128 KiB are streamed as they arrive (memory stays bounded by the water marks);
+   * every frame header is checked as an endpoint must (masking, RSV bits, opcodes). Text
+   * payloads are not checked for UTF-8 here: the receiving endpoint does that.
    * @default true
    */
   passthrough?: boolean
@@ -157,8 +160,11 @@ export interface WebSocketProxyOptions {
    */
   lowWaterMark?: number
   /**
-   * Hard cap of bytes queued toward one side. Past it the connection is closed with 1008
-   * (toward the client) because the other side cannot be paused or kept sending. `0` disables it.
+   * Hard cap of bytes queued toward one side whose sender cannot be paused: a WHATWG upstream
+   * (no `pause()`) sending to a slow client, or a client on a non-Node adapter sending to a slow
+   * upstream. Past it the connection is closed with 1008 (`Client too slow` / `Upstream too
+   * slow`). A `ws` leg is paused instead, so a large message between two `ws` legs is never cut
+   * by this cap. `0` disables it.
    * @default 16777216
    */
   maxBufferedAmount?: number
@@ -168,7 +174,9 @@ export interface WebSocketProxyOptions {
    */
   heartbeatInterval?: number
   /**
-   * Milliseconds a leg has to answer a ping (any frame counts) before it is considered dead.
+   * Milliseconds a leg has to show life after a ping before it is considered dead: any byte
+   * received counts (a client busy uploading one large frame cannot send a pong mid-frame), and
+   * so does output draining into a leg whose ping waits behind it.
    * @default 10000
    */
   heartbeatTimeout?: number
