@@ -263,7 +263,7 @@ export class ProxyConnection implements FrameTarget {
       c.bytesToClient += byteSize(data)
     }
     to.send(data, isBinary)
-    if (to.queued > this.rt.o.highWaterMark) this.backpressure(from, to)
+    if (to.queued > this.rt.o.highWaterMark) this.backpressure(from, to, byteSize(data))
   }
 
   // --- frame passthrough -----------------------------------------------------------------
@@ -317,7 +317,7 @@ export class ProxyConnection implements FrameTarget {
     if (first && !last) to.beginFrame()
     to.write(slices)
     if (last && !first) to.endFrame()
-    if (to.queued > this.rt.o.highWaterMark) this.backpressure(from, to)
+    if (to.queued > this.rt.o.highWaterMark) this.backpressure(from, to, 0)
   }
 
   frameControl(fromClient: boolean, frame: Buffer): void {
@@ -337,10 +337,12 @@ export class ProxyConnection implements FrameTarget {
   // --- flow control ----------------------------------------------------------------------
 
   /**
-   * The queue toward `to` passed the high-water mark: stop reading `from`. Only a leg that cannot
-   * be paused (a plain socket) lets the queue grow, up to `maxBufferedAmount`.
+   * The queue toward `to` passed the high-water mark: stop reading `from`. Only a sender that
+   * cannot be paused (a plain socket) lets the queue grow: up to `maxBufferedAmount` before the
+   * message just queued (`size` bytes), so one large message still passes; a queue that stays
+   * over it is a consumer that does not keep up.
    */
-  private backpressure(from: Leg, to: Leg): void {
+  private backpressure(from: Leg, to: Leg, size: number): void {
     if (from.ws) {
       if (!from.paused) {
         from.pause()
@@ -349,7 +351,7 @@ export class ProxyConnection implements FrameTarget {
       return
     }
     const cap = this.rt.o.maxBufferedAmount
-    if (cap > 0 && to.queued > cap) this.end(to.isClient ? 'client-too-slow' : 'upstream-too-slow')
+    if (cap > 0 && to.queued - size > cap) this.end(to.isClient ? 'client-too-slow' : 'upstream-too-slow')
   }
 
   /** Resume a paused leg once the other leg's queue is below the low-water mark. */

@@ -162,8 +162,9 @@ export interface WebSocketProxyOptions {
   /**
    * Hard cap of bytes queued toward one side whose sender cannot be paused: a WHATWG upstream
    * (no `pause()`) sending to a slow client, or a client on a non-Node adapter sending to a slow
-   * upstream. Past it the connection is closed with 1008 (`Client too slow` / `Upstream too
-   * slow`). A `ws` leg is paused instead, so a large message between two `ws` legs is never cut
+   * upstream. When the queue is past it before a new message is added, the connection is
+   * closed with 1008 (`Client too slow` / `Upstream too slow`): one message larger than the cap
+   * still passes, a consumer that does not keep up does not. A `ws` leg is paused instead, so a large message between two `ws` legs is never cut
    * by this cap. `0` disables it.
    * @default 16777216
    */
