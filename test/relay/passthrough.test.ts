@@ -79,6 +79,46 @@ describe.each(CROSSWS_LINES)('frame passthrough on crossws %s', (line) => {
     for (let i = 0; i < 1000; i++) expect((await client.next()).text).toBe(`n${i}`)
   })
 
+  it.runIf(usesWsCtor)('no ping, pong or close lands inside a streamed frame (held until the frame ends)', async () => {
+    // Both ends ping the proxy every 2 ms while 24 MiB frames stream through it in pieces: the
+    // proxy's automatic pongs on each leg must wait for the frame being streamed into that leg.
+    let upstreamPongs = 0
+    const upstream = await startUpstream({
+      onConnection: (ws) => {
+        const timer = setInterval(() => ws.ping(), 2)
+        ws.on('pong', () => { upstreamPongs++ })
+        ws.on('close', () => clearInterval(timer))
+      },
+    })
+    const proxy = createWebSocketProxy({ target: upstream.url, ...ctorOption() })
+    const server = await startProxy(proxy, { crossws: line })
+    const client = await wsConnect(server.url)
+    client.send('warm-up')
+    expect((await client.next()).text).toBe('warm-up')
+    let pongs = 0
+    client.ws.on('pong', () => { pongs++ })
+    const errors: unknown[] = []
+    client.ws.on('error', error => errors.push(error))
+    const big = Buffer.alloc(24 * 1024 * 1024)
+    for (let i = 0; i < big.length; i += 4096) big[i] = (i / 4096) & 0xFF
+    for (let round = 0; round < 2; round++) {
+      client.send(big)
+      // The client pings the proxy mid-download too: the proxy's pongs must wait for frame ends.
+      const pinger = setInterval(() => client.ws.ping(), 2)
+      const echoed = await client.next(15_000).finally(() => clearInterval(pinger))
+      expect(echoed.isBinary).toBe(true)
+      expect(sha(echoed.data)).toBe(sha(big))
+    }
+    expect(errors).toEqual([])
+    expect(pongs).toBeGreaterThan(0)
+    expect(upstreamPongs).toBeGreaterThan(0)
+    expect(client.isOpen).toBe(true)
+    // Held control frames went out: the close handshake still completes both ways.
+    await client.close(4001, 'done')
+    await waitFor(() => upstream.closes.length === 1)
+    expect(upstream.closes[0]).toEqual({ code: 4001, reason: 'done' })
+  }, 30_000)
+
   it('close codes and reasons still cross over in both directions', async () => {
     const a = await setup(true)
     a.client.send('close:4321:from upstream')
