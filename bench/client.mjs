@@ -3,6 +3,7 @@
 // It drives the sequence and asks run.mjs to snapshot the proxy at named marks:
 // process.send({ type: 'mark', id, name, gc?, sampleMs? }) resolves on { type: 'ack', id }.
 // Ends with process.send({ type: 'result', ... }). Every loop is bounded in count and time.
+import { randomBytes } from 'node:crypto'
 import { WebSocket } from 'ws'
 
 const [workload, url, paramsJson] = process.argv.slice(2)
@@ -26,12 +27,17 @@ function mark(name, extra = {}) {
   })
 }
 
+// The upload workload's payload: this 64 KiB block repeated (the same definition as in
+// upstream.mjs, which checks every received byte against it).
+const UPLOAD_PATTERN = Buffer.alloc(64 * 1024)
+for (let i = 0; i < UPLOAD_PATTERN.length; i++) UPLOAD_PATTERN[i] = (i * 31 + 7) & 0xFF
+
 const now = () => performance.now()
 const sleep = ms => new Promise(r => setTimeout(r, ms))
 
-function connect() {
+function connect(options = {}) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false })
+    const ws = new WebSocket(url, { perMessageDeflate: false, ...options })
     const timer = setTimeout(() => {
       ws.terminate()
       reject(new Error('connect timeout'))
@@ -211,7 +217,105 @@ async function slow() {
   return result
 }
 
-const workloads = { latency, small: throughput, large: throughput, idle, slow }
+/** A client-to-server frame header (RFC 6455 §5.2): FIN, `opcode`, MASK and the masking key. */
+function maskedFrameHeader(opcode, length, key) {
+  const extra = length < 126 ? 0 : length < 65536 ? 2 : 8
+  const header = Buffer.alloc(2 + extra + 4)
+  header[0] = 0x80 | opcode
+  if (extra === 0) header[1] = 0x80 | length
+  else if (extra === 2) {
+    header[1] = 0x80 | 126
+    header.writeUInt16BE(length, 2)
+  }
+  else {
+    header[1] = 0x80 | 127
+    header.writeBigUInt64BE(BigInt(length), 2)
+  }
+  key.copy(header, 2 + extra)
+  return header
+}
+
+/**
+ * `clients` connections each upload ONE binary frame of `frameBytes`, written by hand on the
+ * client's TCP socket: the header (FIN, binary, MASK, 64-bit length, a random masking key), then
+ * the payload (UPLOAD_PATTERN repeated) masked with that key, in `sliceBytes` slices paced so that
+ * the last one is due after `durationMs`, never past the socket's flow control (after a write()
+ * that returns false, that connection waits for 'drain'). The upstream answers each complete
+ * message with "ok <bytes>" once it checked every byte. Bounded by `timeoutMs`: connections
+ * without an answer by then count as failed. run.mjs samples the proxy's RSS between the marks.
+ */
+async function upload() {
+  if (p.sliceBytes % UPLOAD_PATTERN.length !== 0) throw new TypeError('upload: sliceBytes must be a multiple of 64 KiB')
+  const conns = []
+  // autoPong off: ws would write a pong in the middle of the hand-written frame. (The relays'
+  // heartbeats ping every 30 s or more: none is due during an upload.)
+  for (let i = 0; i < p.clients; i++) conns.push(await connect({ autoPong: false }))
+  const totalSlices = Math.ceil(p.frameBytes / p.sliceBytes)
+  const states = conns.map((ws) => {
+    const key = randomBytes(4)
+    // Slices start at multiples of 64 KiB, so every full slice masks to the same bytes.
+    const masked = Buffer.alloc(p.sliceBytes)
+    for (let i = 0; i < masked.length; i++) masked[i] = UPLOAD_PATTERN[i % UPLOAD_PATTERN.length] ^ key[i & 3]
+    return { ws, socket: ws._socket, masked, header: maskedFrameHeader(0x2, p.frameBytes, key), slices: 0, waiting: false, outcome: undefined, writtenMs: Number.NaN }
+  })
+  await mark('start', { sample: 'start' })
+  const t0 = now()
+  const outcomes = states.map(s => new Promise((resolve) => {
+    const settle = (ok, reply) => {
+      if (s.outcome) return
+      s.outcome = { ok, reply, ms: now() - t0 }
+      resolve()
+    }
+    s.ws.on('message', data => settle(String(data) === `ok ${p.frameBytes}`, String(data)))
+    s.ws.on('close', (code, reason) => settle(false, `closed ${code} ${String(reason)}`.trim()))
+    s.ws.on('error', err => settle(false, `error ${err.message}`))
+  }))
+  const tick = () => {
+    const due = Math.min(totalSlices, Math.ceil((now() - t0) / p.durationMs * totalSlices))
+    for (const s of states) {
+      while (!s.waiting && !s.outcome && s.slices < due && !s.socket.destroyed) {
+        if (s.slices === 0) s.socket.write(s.header)
+        const length = Math.min(p.sliceBytes, p.frameBytes - s.slices * p.sliceBytes)
+        const flowing = s.socket.write(length === p.sliceBytes ? s.masked : s.masked.subarray(0, length))
+        if (++s.slices === totalSlices) s.writtenMs = now() - t0
+        if (!flowing) {
+          s.waiting = true
+          s.socket.once('drain', () => {
+            s.waiting = false
+          })
+        }
+      }
+    }
+  }
+  const ticker = setInterval(tick, p.tickMs)
+  tick()
+  let timer
+  await Promise.race([Promise.all(outcomes), new Promise((resolve) => {
+    timer = setTimeout(resolve, p.timeoutMs)
+  })])
+  clearInterval(ticker)
+  clearTimeout(timer)
+  const elapsedMs = now() - t0
+  await mark('end', { sample: 'stop' })
+  for (const s of states) s.ws.terminate()
+  const failures = {}
+  for (const s of states) {
+    if (s.outcome?.ok) continue
+    const why = s.outcome?.reply ?? `no answer after ${p.timeoutMs / 1000} s (${s.slices}/${totalSlices} slices written)`
+    failures[why] = (failures[why] ?? 0) + 1
+  }
+  const done = states.filter(s => s.outcome?.ok)
+  return {
+    clients: states.length,
+    completed: done.length,
+    writtenMs: Math.max(...states.map(s => s.writtenMs)), // NaN unless every frame was written
+    lastAckMs: done.length ? Math.max(...done.map(s => s.outcome.ms)) : Number.NaN,
+    elapsedMs,
+    failures,
+  }
+}
+
+const workloads = { latency, small: throughput, large: throughput, idle, slow, upload }
 
 try {
   const result = await workloads[workload]()

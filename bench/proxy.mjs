@@ -1,17 +1,23 @@
 // The proxy under test, alone in its process (forked by run.mjs with --expose-gc).
-//   node bench/proxy.mjs <target> <upstream ws:// url>
+//   node bench/proxy.mjs <target> <upstream ws:// url> [<relay module>]
 // Targets:
 //   pipe       httpxy's ProxyServer.ws: a raw TCP pipe after the upgrade (Nitro's dev proxy)
 //   crossws04  crossws 0.4.17 createWebSocketProxy on the crossws 0.4 node adapter
-//   ours-0.3   nitro-ws-proxy (dist/index.mjs) on the crossws 0.3.5 node adapter (Nitro v2)
-//   ours-0.4   nitro-ws-proxy (dist/index.mjs) on the crossws 0.4.17 node adapter
-// BENCH_OURS_MODULE=<absolute path> replaces ../dist/index.mjs (to compare builds).
+//   ours-0.3   nitro-ws-proxy on the crossws 0.3.5 node adapter (Nitro v2)
+//   ours-0.4   nitro-ws-proxy on the crossws 0.4.17 node adapter
+//   base-0.3   the same, from another build (the baseline: `run.mjs --baseline=<git ref>`)
+//   base-0.4
+// <relay module> is the absolute path of the index.mjs whose createWebSocketProxy runs (ours-*,
+// base-*). Without it, ours-* load BENCH_OURS_MODULE=<absolute path>, else ../dist/index.mjs,
+// and base-* load BENCH_BASE_MODULE=<absolute path>.
 // Reports { type: 'ready', port } over IPC; answers { cmd: 'usage', id, gc } with its own
-// process.cpuUsage(), memoryUsage() and, for ours, proxy.stats().
+// process.cpuUsage(), memoryUsage(), peak RSS so far (maxRss, bytes) and, for ours/base,
+// proxy.stats().
 import { createServer } from 'node:http'
+import { pathToFileURL } from 'node:url'
 import { WebSocket } from 'ws'
 
-const [target, upstreamUrl] = process.argv.slice(2)
+const [target, upstreamUrl, relayModule] = process.argv.slice(2)
 const server = createServer((req, res) => {
   res.writeHead(404).end()
 })
@@ -36,9 +42,14 @@ async function setup() {
       return
     }
     case 'ours-0.3':
-    case 'ours-0.4': {
-      const { default: crossws } = await import(target === 'ours-0.3' ? 'crossws/adapters/node' : 'crossws04/adapters/node')
-      const { createWebSocketProxy } = await import(process.env.BENCH_OURS_MODULE || '../dist/index.mjs')
+    case 'ours-0.4':
+    case 'base-0.3':
+    case 'base-0.4': {
+      const [kind, line] = target.split('-')
+      const modulePath = relayModule || (kind === 'ours' ? process.env.BENCH_OURS_MODULE || '../dist/index.mjs' : process.env.BENCH_BASE_MODULE)
+      if (!modulePath) throw new TypeError(`[bench] ${target} needs a module: pass its path as the third argument or set BENCH_BASE_MODULE.`)
+      const { default: crossws } = await import(line === '0.3' ? 'crossws/adapters/node' : 'crossws04/adapters/node')
+      const { createWebSocketProxy } = await import(modulePath.startsWith('/') ? pathToFileURL(modulePath).href : modulePath)
       const hooks = createWebSocketProxy({ target: upstreamUrl, WebSocket })
       stats = hooks.stats
       mount(crossws({ hooks }))
@@ -68,6 +79,7 @@ process.on('message', (m) => {
     rss: mem.rss,
     heapUsed: mem.heapUsed,
     external: mem.external,
+    maxRss: process.resourceUsage().maxRSS * 1024, // the kernel's high-water mark (ru_maxrss, KiB)
     stats: stats ? stats() : undefined,
   })
 })
