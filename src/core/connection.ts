@@ -1,6 +1,5 @@
 import type { Peer } from 'crossws'
 import type { EndingName, LegEnding } from './endings'
-import type { NodeWebSocket } from './fence'
 import type { FrameTarget } from './frame-splitter'
 import type { ResolvedProxyOptions } from './options'
 import type { ProxyCounters } from './stats'
@@ -579,4 +578,3 @@ function checkDrained(c: ProxyConnection): void { c.checkDrained() }
 /** Upstream refusals an upstream-first handshake passes to the client as they are. */
 const PASSED_THROUGH_STATUSES = new Set([400, 401, 403, 404, 410, 429])
 
-export type { NodeWebSocket }

@@ -72,11 +72,6 @@ export function readInternalsSwitch(): boolean {
   return enabled
 }
 
-/** Whether private fields may be read at all. */
-export function internalsEnabled(): boolean {
-  return enabled
-}
-
 // --- crossws ---------------------------------------------------------------------------------
 
 /** The raw `ws` socket behind a crossws Node peer, or `undefined` (other adapters, fence off). */
@@ -206,11 +201,6 @@ export class WriteGate {
     if (held.length === 0) return
     this.held = []
     for (const args of held) this.write.apply(this.socket, args as [Buffer])
-  }
-
-  /** Whether anything waits (a ping or pong held behind the frame). */
-  get holding(): boolean {
-    return this.held.length > 0
   }
 
   push(args: unknown[]): void {
