@@ -279,7 +279,7 @@ export class ProxyConnection implements FrameTarget {
     for (const leg of [client, upstream]) {
       if (leg.reading !== READ_FRAMES && !canRelayFrames(leg.ws!)) return
     }
-    if (!client.enableFrameWrites() || !upstream.enableFrameWrites()) return
+    if (!client.raw || !upstream.raw) return
     for (const from of [client, upstream]) {
       if (from.reading === READ_FRAMES) continue
       const feed = takeOverReading(from.ws!, onSocketData)

@@ -97,25 +97,22 @@ export class Leg {
 
   /** Write raw frame bytes (passthrough), around the gate that holds `ws`'s own writes. */
   write(slices: Buffer[]): void {
-    const gate = this.gate!
+    const raw = this.raw!
+    const write = this.gate ? this.gate.write : raw.write
     if (!this.corked) this.cork()
-    for (let i = 0; i < slices.length; i++) gate.write.call(gate.socket, slices[i]!)
+    for (let i = 0; i < slices.length; i++) write.call(raw, slices[i]!)
   }
 
-  /** Start holding `ws`'s writes into this leg (a frame is streamed into it) until `endFrame`. */
+  /**
+   * A frame is streamed into this leg: hold `ws`'s writes on its socket until `endFrame`. The
+   * gate is put on the socket the first time only, so idle connections carry none.
+   */
   beginFrame(): void {
-    this.gate!.hold()
+    (this.gate ??= gateWrites(this.raw!)).hold()
   }
 
   endFrame(): void {
     this.gate!.release()
-  }
-
-  /** Passthrough writes into this leg: gate its socket's writes (once). */
-  enableFrameWrites(): boolean {
-    if (!this.raw) return false
-    this.gate ??= gateWrites(this.raw)
-    return true
   }
 
   /**
