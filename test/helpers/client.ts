@@ -124,6 +124,8 @@ export interface RawUpgradeResponse {
   header: (name: string) => string[]
   /** Body bytes received after the headers (only read for non-101 answers). */
   body: string
+  /** The same bytes, undecoded (after a 101: what arrived with the head, e.g. a first frame). */
+  bodyBytes: Buffer
   /** The TCP socket (still open after a 101; ended by `close` or `cleanup()`). */
   socket: Socket
   close: () => void
@@ -137,7 +139,7 @@ export interface RawUpgradeResponse {
 export async function rawUpgrade(
   url: string,
   headers: Record<string, string | undefined> = {},
-  { timeout = 2_000 }: { timeout?: number } = {},
+  { timeout = 2_000, httpVersion = '1.1' }: { timeout?: number, httpVersion?: string } = {},
 ): Promise<RawUpgradeResponse> {
   const target = new URL(url)
   const all: Record<string, string | undefined> = {
@@ -148,7 +150,7 @@ export async function rawUpgrade(
     'Sec-WebSocket-Version': '13',
     ...headers,
   }
-  const lines = [`GET ${target.pathname}${target.search} HTTP/1.1`]
+  const lines = [`GET ${target.pathname}${target.search} HTTP/${httpVersion}`]
   for (const [name, value] of Object.entries(all)) {
     if (value !== undefined) lines.push(`${name}: ${value}`)
   }
@@ -197,6 +199,7 @@ export async function rawUpgrade(
     headers: parsed,
     header: name => parsed.filter(([key]) => key === name.toLowerCase()).map(([, value]) => value),
     body: body.toString('utf8'),
+    bodyBytes: body,
     socket,
     close,
   }
