@@ -88,8 +88,8 @@ export class ProxyConnection implements FrameTarget {
   private settleFirst: ((status: number | undefined) => void) | undefined
   private passthroughTries = 0
 
-  constructor(readonly rt: ProxyRuntime, readonly pp: ProxyPeer, readonly offer: string[] | undefined, first = false) {
-    this.phase = first ? DIALLING_FIRST : CONNECTING
+  constructor(readonly rt: ProxyRuntime, readonly pp: ProxyPeer, readonly offer: string[] | undefined) {
+    this.phase = CONNECTING
     rt.connections.add(this)
     rt.counters.open++
     rt.counters.opened++
@@ -124,6 +124,7 @@ export class ProxyConnection implements FrameTarget {
    * upstream is open, or the HTTP status to refuse the client with.
    */
   connectFirst(): Promise<number | undefined> {
+    this.phase = DIALLING_FIRST
     this.backlog = []
     return new Promise((resolve) => {
       this.settleFirst = resolve
@@ -252,17 +253,18 @@ export class ProxyConnection implements FrameTarget {
   /** Send one message from `from` to the other leg with its frame type. */
   private relay(from: Leg, data: any, isBinary: boolean): void {
     const c = this.rt.counters
+    const size = byteSize(data)
     const to = from.isClient ? this.upstream! : this.client!
     if (from.isClient) {
       c.messagesToUpstream++
-      c.bytesToUpstream += byteSize(data)
+      c.bytesToUpstream += size
     }
     else {
       c.messagesToClient++
-      c.bytesToClient += byteSize(data)
+      c.bytesToClient += size
     }
     to.send(data, isBinary)
-    if (to.queued > this.rt.o.highWaterMark) this.backpressure(from, to, byteSize(data))
+    if (to.queued > this.rt.o.highWaterMark) this.backpressure(from, to, size)
   }
 
   // --- frame passthrough -----------------------------------------------------------------
@@ -517,7 +519,8 @@ export class ProxyConnection implements FrameTarget {
     if (this.settleFirst) {
       const settle = this.settleFirst
       this.settleFirst = undefined
-      settle(name === 'upstream-error' || name === 'setup-failed' ? this.upstreamStatus ?? spec.status : spec.status)
+      // A non-101 answer (set just before the error it causes) wins over the table's status.
+      settle(this.upstreamStatus ?? spec.status)
     }
 
     const url = this.url

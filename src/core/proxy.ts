@@ -73,7 +73,7 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
   async function upgradeFirst(request: Request, offer: string[] | undefined): Promise<UpgradeResult> {
     const context = ((request as { context?: Record<PropertyKey, unknown> }).context ?? {}) as Record<PropertyKey, unknown>
     const pp: ProxyPeer = { request, context: context as Record<string, unknown>, remoteAddress: getUpgradeRemoteAddress(request) }
-    const connection = new ProxyConnection(rt, pp, offer, true)
+    const connection = new ProxyConnection(rt, pp, offer)
     const status = await connection.connectFirst()
     if (status !== undefined) return rejectUpgrade(status)
     connection.expectAdoption(o.connectTimeout || 10_000)
