@@ -6,7 +6,7 @@ import type { ProxyCounters } from './stats'
 import type { ProxyPeer } from './types'
 import { toClientCloseCode, toUpstreamCloseCode } from './close-codes'
 import { ENDINGS } from './endings'
-import { canRelayFrames, getPeerSocket, takeOverReading } from './fence'
+import { canRelayFrames, getPeerEventSocket, getPeerSocket, takeOverReading } from './fence'
 import { FrameSplitter } from './frame-splitter'
 import { Leg, READ_FRAMES, READ_HOOK, READ_MESSAGES } from './leg'
 import { textBufferCost } from './text-size'
@@ -87,6 +87,8 @@ export class ProxyConnection implements FrameTarget {
   private upstreamStatus: number | undefined
   private settleFirst: ((status: number | undefined) => void) | undefined
   private passthroughTries = 0
+  /** The client's close code comes from its socket's `close` event, not the crossws hook. */
+  readsClientCloseEvent = false
 
   constructor(readonly rt: ProxyRuntime, readonly pp: ProxyPeer, readonly offer: string[] | undefined) {
     this.phase = CONNECTING
@@ -161,6 +163,13 @@ export class ProxyConnection implements FrameTarget {
     }
     else {
       this.client = new Leg(peer as unknown as { send: (data: any) => unknown, close: () => unknown }, false, true, READ_HOOK)
+      const socket = getPeerEventSocket(peer)
+      if (socket && socket.readyState <= 1) {
+        this.readsClientCloseEvent = true
+        socket.addEventListener('close', (event) => {
+          this.clientClosed(event.code, event.reason)
+        })
+      }
     }
     const idle = this.rt.o.clientIdleTimeout
     if (idle > 0) {

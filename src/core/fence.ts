@@ -84,6 +84,32 @@ export function getPeerSocket(peer: Peer): NodeWebSocket | undefined {
     : undefined
 }
 
+/** A WHATWG (EventTarget) socket behind a crossws peer: Deno's and Cloudflare's adapters. */
+export interface EventWebSocket {
+  readonly readyState: number
+  addEventListener: (type: 'close', listener: (event: { code?: number, reason?: string }) => void) => void
+}
+
+/**
+ * The WHATWG socket behind a non-Node crossws peer, or `undefined`. crossws's Deno adapter (0.3
+ * and 0.4) reports every client close to the `close` hook as `{}`: the code and reason are only
+ * on the socket's own `close` event.
+ */
+export function getPeerEventSocket(peer: Peer): EventWebSocket | undefined {
+  if (!enabled) return undefined
+  const ws = (peer as unknown as { _internal?: { ws?: EventWebSocket & { on?: unknown } } })._internal?.ws
+  return ws && typeof ws.addEventListener === 'function' && typeof ws.readyState === 'number' && typeof ws.on !== 'function'
+    ? ws
+    : undefined
+}
+
+/**
+ * Where a runtime adapter that knows the client address before the upgrade leaves it on the
+ * request (the Deno adapter wrapper of the Nitro module: `Deno.serve`'s connection info cannot be
+ * read once the 101 is sent).
+ */
+export const kRemoteAddress = Symbol.for('nitro-ws-proxy.remote-address')
+
 /** The Node request behind a crossws upgrade request: `_req` on 0.3, `runtime.node.req` on 0.4. */
 export function getNodeRequest(request: Request): NodeRequestLike | undefined {
   const r = request as unknown as { _req?: NodeRequestLike, runtime?: { node?: { req?: NodeRequestLike } } }
@@ -115,6 +141,7 @@ export function isBeforeHttp11(req: NodeRequestLike | undefined): boolean {
 /** The client address during `upgrade`, before a peer exists. */
 export function getUpgradeRemoteAddress(request: Request): string | undefined {
   return getNodeRequest(request)?.socket?.remoteAddress
+    ?? (request as unknown as { [kRemoteAddress]?: string })[kRemoteAddress]
 }
 
 // --- ws sockets ------------------------------------------------------------------------------

@@ -10,6 +10,11 @@ export interface ResolvedProxyOptions extends Required<Pick<WebSocketProxyOption
   WebSocket: WebSocketConstructor
   /** True when the constructor is a WHATWG one (events via addEventListener, no pause). */
   whatwg: boolean
+  /**
+   * The WHATWG constructor takes `(url, { protocols, headers })` (Node 22+'s undici, Bun, Deno):
+   * handshake headers can be sent.
+   */
+  headersInit: boolean
   onUpstreamConnect: WebSocketProxyOptions['onUpstreamConnect']
   onUpstreamOpen: WebSocketProxyOptions['onUpstreamOpen']
   onUpstreamClose: WebSocketProxyOptions['onUpstreamClose']
@@ -95,9 +100,26 @@ export function resolveOptions(input: WebSocketProxyOptions['target'] | WebSocke
     heartbeatTimeout: options.heartbeatTimeout ?? DEFAULTS.heartbeatTimeout,
     WebSocket: WebSocketCtor,
     // `ws` clients are EventEmitters that can pause; everything else is treated as WHATWG.
-    whatwg: !(typeof WebSocketCtor.prototype?.on === 'function' && typeof WebSocketCtor.prototype?.pause === 'function'),
+    whatwg: !isWsConstructor(WebSocketCtor),
+    headersInit: !isWsConstructor(WebSocketCtor) && takesHeadersInit(WebSocketCtor),
     onUpstreamConnect: options.onUpstreamConnect,
     onUpstreamOpen: options.onUpstreamOpen,
     onUpstreamClose: options.onUpstreamClose,
   }
+}
+
+/** `ws` clients are EventEmitters that can pause; everything else is treated as WHATWG. */
+function isWsConstructor(Ctor: WebSocketConstructor): boolean {
+  return typeof Ctor.prototype?.on === 'function' && typeof Ctor.prototype?.pause === 'function'
+}
+
+/**
+ * Whether the runtime's own `WebSocket` accepts a `{ protocols, headers }` dictionary as its
+ * second argument (a non-standard extension of Node's undici, Bun and Deno). A standard one would
+ * read the object as a protocol name and throw, so only those runtimes' global qualifies.
+ */
+function takesHeadersInit(Ctor: WebSocketConstructor): boolean {
+  const g = globalThis as { WebSocket?: unknown, Bun?: unknown, Deno?: unknown, process?: { versions?: { node?: string } } }
+  if (Ctor !== g.WebSocket) return false
+  return g.Bun !== undefined || g.Deno !== undefined || typeof g.process?.versions?.node === 'string'
 }

@@ -4,6 +4,7 @@ import type { ProxyPeer, WebSocketProxy, WebSocketProxyOptions } from './types'
 import { ProxyConnection } from './connection'
 import { HeartbeatSweep } from './heartbeat'
 import { getLegacyNodeRequest, getNodeRequest, getPeerNodeRequest, getUpgradeRemoteAddress, isBeforeHttp11, readInternalsSwitch } from './fence'
+import { kHandshake, peerFromHandshake, takeHandshake, type Handshake } from './handshake'
 import { resolveOptions } from './options'
 import { parseProtocolOffer } from './protocols'
 import { rejectUpgrade } from './reject'
@@ -70,9 +71,11 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
     return { headers, context }
   }
 
-  async function upgradeFirst(request: Request, offer: string[] | undefined): Promise<UpgradeResult> {
+  async function upgradeFirst(request: Request, offer: string[] | undefined, handshake: Handshake | undefined): Promise<UpgradeResult> {
     const context = ((request as { context?: Record<PropertyKey, unknown> }).context ?? {}) as Record<PropertyKey, unknown>
-    const pp: ProxyPeer = { request, context: context as Record<string, unknown>, remoteAddress: getUpgradeRemoteAddress(request) }
+    const pp: ProxyPeer = handshake
+      ? peerFromHandshake(handshake, context as Record<string, unknown>, () => undefined)
+      : { request, context: context as Record<string, unknown>, remoteAddress: getUpgradeRemoteAddress(request) }
     const connection = new ProxyConnection(rt, pp, offer)
     const status = await connection.connectFirst()
     if (status !== undefined) return rejectUpgrade(status)
@@ -90,13 +93,20 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
       const parsed = parseProtocolOffer(request.headers.get('sec-websocket-protocol'))
       if (parsed === undefined) return rejectUpgrade(400)
       const offer = o.forwardProtocol ? parsed : undefined
+      const handshake = takeHandshake(request, offer)
+      if (o.upstreamFirst) {
+        return upgradeFirst(request, offer, handshake).catch(() => rejectUpgrade(502))
+      }
+      if (handshake) {
+        // Deno closes the request after the 101: `open` reads this snapshot instead.
+        const context = (request as { context?: Record<PropertyKey, unknown> }).context
+        if (context) context[kHandshake] = handshake
+        return accept(request, offer?.[0], { [kHandshake]: handshake })
+      }
       if (offer && getLegacyNodeRequest(request)) {
         // The header is rewritten below; `open` needs the client's whole offer.
         const context = (request as { context?: Record<PropertyKey, unknown> }).context
         if (context) context[kOffer] = offer
-      }
-      if (o.upstreamFirst) {
-        return upgradeFirst(request, offer).catch(() => rejectUpgrade(502))
       }
       // Without forwarding, answer no protocol on both lines (crossws 0.3 would echo one).
       return accept(request, offer?.[0])
@@ -122,10 +132,19 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
         peer.close(1002, 'HTTP/1.1 required')
         return
       }
-      const offer = o.forwardProtocol
-        ? (context?.[kOffer] as string[] | undefined) ?? parseProtocolOffer(peer.request?.headers.get('sec-websocket-protocol'))
-        : undefined
-      const connection = new ProxyConnection(rt, peer as unknown as ProxyPeer, offer)
+      const handshake = context?.[kHandshake] as Handshake | undefined
+      let connection: ProxyConnection
+      if (handshake) {
+        context[kHandshake] = undefined
+        const pp = peerFromHandshake(handshake, peer.context as Record<string, unknown>, () => peer.remoteAddress)
+        connection = new ProxyConnection(rt, pp, handshake.offer)
+      }
+      else {
+        const offer = o.forwardProtocol
+          ? (context?.[kOffer] as string[] | undefined) ?? parseProtocolOffer(peer.request?.headers.get('sec-websocket-protocol'))
+          : undefined
+        connection = new ProxyConnection(rt, peer as unknown as ProxyPeer, offer)
+      }
       peer[kConnection] = connection
       connection.start(peer)
     }
@@ -148,7 +167,10 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
       else connection.fromClient(raw instanceof Uint8Array || raw instanceof ArrayBuffer ? raw : message.uint8Array(), true)
     },
     close(peer: PeerWithConnection, details) {
-      peer[kConnection]?.clientClosed(details?.code, details?.reason)
+      const connection = peer[kConnection]
+      // An adapter that reports closes as `{}` (Deno): the socket's own event carries the code.
+      if (connection === undefined || (connection.readsClientCloseEvent && details?.code === undefined)) return
+      connection.clientClosed(details?.code, details?.reason)
     },
     error(peer: PeerWithConnection, error) {
       peer[kConnection]?.clientFailed(error)

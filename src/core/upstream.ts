@@ -48,8 +48,12 @@ export function dialUpstream(
   ctorOptions: Record<string, unknown> | undefined,
   handlers: UpstreamHandlers,
 ): any {
-  const Ctor = o.WebSocket
-  const up = ctorOptions ? new Ctor(url, protocols, ctorOptions) : new Ctor(url, protocols)
+  const Ctor = o.WebSocket as any
+  let up: any
+  if (!o.whatwg) up = ctorOptions ? new Ctor(url, protocols, ctorOptions) : new Ctor(url, protocols)
+  // undici, Bun and Deno send handshake headers given in a `{ protocols, headers }` dictionary.
+  else if (ctorOptions && o.headersInit) up = new Ctor(url, protocols ? { ...ctorOptions, protocols } : ctorOptions)
+  else up = new Ctor(url, protocols)
   if (o.whatwg) {
     up.binaryType = 'arraybuffer'
     up.addEventListener('open', handlers.open)

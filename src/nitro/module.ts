@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -162,6 +163,8 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
       nitro.options.handlers.push({ route, handler: id })
     }
   })
+  useFixedDenoAdapter(nitro, runtimeDir)
+  forwardClusterSignals(nitro, runtimeDir)
   for (const plugin of [`${runtimeDir}plugin.mjs`, `${runtimeDir}unmatched.mjs`]) {
     if (!nitro.options.plugins.includes(plugin)) nitro.options.plugins.push(plugin)
   }
@@ -173,6 +176,54 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
   }
   return rules
 }
+
+/** The virtual module standing in for `crossws/adapters/deno` in Deno builds. */
+export const DENO_ADAPTER = '#nitro-ws-proxy/deno-adapter'
+
+/**
+ * Deno presets: serve upgrades through crossws's Deno adapter wrapped by `fixDenoAdapter`
+ * (runtime/deno-adapter.ts), which answers subprotocols and keeps the client address.
+ */
+function useFixedDenoAdapter(nitro: Nitro, runtimeDir: string): void {
+  if (!String(nitro.options.preset).startsWith('deno')) return
+  let original: string
+  try {
+    original = createRequire(resolve(nitro.options.rootDir, 'package.json')).resolve('crossws/adapters/deno')
+  }
+  catch {
+    original = createRequire(import.meta.url).resolve('crossws/adapters/deno')
+  }
+  nitro.options.virtual[DENO_ADAPTER] = [
+    `import denoAdapter from ${JSON.stringify(original)}`,
+    `import { fixDenoAdapter } from ${JSON.stringify(`${runtimeDir}deno-adapter.mjs`)}`,
+    `export default fixDenoAdapter(denoAdapter)`,
+  ].join('\n')
+  nitro.options.alias['crossws/adapters/deno'] = DENO_ADAPTER
+}
+
+/** The virtual entry of `node-cluster` builds: Nitro's entry plus signal forwarding. */
+export const CLUSTER_ENTRY = '#nitro-ws-proxy/cluster-entry'
+
+/**
+ * `node-cluster`: the primary passes shutdown signals on to its workers (runtime/cluster.ts), so
+ * their proxied connections are closed with 1001 when only the primary is signalled.
+ */
+function forwardClusterSignals(nitro: Nitro, runtimeDir: string): void {
+  if (nitro.options.preset !== 'node-cluster') return
+  const original = nitro.options.entry === CLUSTER_ENTRY
+    ? clusterEntries.get(nitro)!
+    : nitro.options.entry
+  clusterEntries.set(nitro, original)
+  // A dynamic import: nitropack is `sideEffects: false`, a static bare import would be dropped.
+  nitro.options.virtual[CLUSTER_ENTRY] = [
+    `import { forwardShutdownSignals } from ${JSON.stringify(`${runtimeDir}cluster.mjs`)}`,
+    `forwardShutdownSignals()`,
+    `await import(${JSON.stringify(original)})`,
+  ].join('\n')
+  nitro.options.entry = CLUSTER_ENTRY
+}
+
+const clusterEntries = new WeakMap<Nitro, string>()
 
 /**
  * The package's `dist/` (with a trailing slash): this code runs from `dist/nitro.mjs`,

@@ -1,0 +1,11 @@
+import WebSocket from 'ws'
+const t0 = Date.now()
+const ws = new WebSocket(process.argv[2])
+const log = (...a) => console.log(Date.now() - t0, ...a)
+ws.on('open', () => { log('open'); ws.send('hello'); setTimeout(() => ws.send(process.argv[3] || 'x'), 300) })
+ws.on('message', (d, b) => { log('msg', b, d.toString()); })
+ws.on('unexpected-response', (req, res) => { log('status', res.statusCode); res.on('data', d => log(String(d))); })
+ws.on('error', e => log('err', e.message))
+ws.on('close', (c, r) => { log('close', c, String(r)); process.exit(0) })
+setTimeout(() => { log('closing'); ws.close(1000, 'bye') }, 4000)
+setTimeout(() => { log('gave up'); process.exit(0) }, 9000)
