@@ -8,8 +8,8 @@ export default defineBuildConfig({
     { input: 'src/nuxt/index', name: 'nuxt' },
     // Runtime files ship file by file so Nitro bundles them into the user's server.
     { builder: 'mkdist', input: 'src/runtime', outDir: 'dist/runtime' },
-    // The one core file the runtime imports (its upgrade rejections), shipped beside it.
-    { builder: 'mkdist', input: 'src/core', outDir: 'dist/core', pattern: ['reject.ts'] },
+    // The core files the runtime imports (upgrade rejections, the Deno adapter fix), shipped beside it.
+    { builder: 'mkdist', input: 'src/core', outDir: 'dist/core', pattern: ['reject.ts', 'deno-adapter.ts'] },
   ],
   declaration: 'node16',
   clean: true,

@@ -79,7 +79,9 @@ export async function installFixture(name, { force = false, log = console.log } 
   const cwd = join(fixturesRoot, name)
   if (!force && isInstalled(name)) return { name, installed: false, ms: 0 }
   const started = Date.now()
-  const major = fixtureNodeMajor(name)
+  const wanted = fixtureNodeMajor(name)
+  // No detour through npx when this Node already is the wanted major.
+  const major = wanted === process.versions.node.split('.')[0] ? undefined : wanted
   const npmArgs = ['ci', '--no-audit', '--no-fund', '--prefer-offline']
   // `npx -p node@N -c 'npm …'` puts node@N first on PATH: npm and the install scripts run on it.
   const { code, output } = major
@@ -88,7 +90,7 @@ export async function installFixture(name, { force = false, log = console.log } 
   if (code !== 0) throw new Error(`npm ci in test/fixtures/${name} failed (exit ${code}):\n${output}`)
   writeFileSync(join(cwd, 'node_modules', STAMP), expectedStamp(name))
   const ms = Date.now() - started
-  log(`[install-fixtures] ${name}: npm ci${major ? ` (node ${major})` : ''} in ${(ms / 1000).toFixed(1)} s`)
+  log(`[install-fixtures] ${name}: npm ci (node ${wanted ?? process.versions.node.split('.')[0]}) in ${(ms / 1000).toFixed(1)} s`)
   return { name, installed: true, ms }
 }
 

@@ -4,6 +4,7 @@
  * @module
  */
 export { createWebSocketProxy } from './core/proxy'
+export { fixDenoAdapter } from './core/deno-adapter'
 export { rejectUpgrade } from './core/reject'
 export type {
   ProxyHeadersInit,

@@ -2,10 +2,10 @@
  * What a connection needs from the upgrade request, read while the request can still be read.
  *
  * `Deno.serve` closes the upgrade `Request` (and its connection info) once the 101 is sent:
- * reading its headers in `open` throws `TypeError: Request closed`. On runtimes other than Node
- * the proxy therefore keeps a snapshot taken during `upgrade` (URL, headers, client address,
- * subprotocol offer) and hands that to `target`, `headers` and the callbacks. Node requests stay
- * readable, so Node connections skip the copy.
+ * reading its headers in `open` throws `TypeError: Request closed`. On Deno the proxy therefore
+ * keeps a snapshot taken during `upgrade` (URL, headers, client address, subprotocol offer) and
+ * hands that to `target`, `headers` and the callbacks. Requests elsewhere (Node, Bun) stay
+ * readable, so their connections skip the copy.
  */
 import type { ProxyPeer } from './types'
 import { getNodeRequest, getUpgradeRemoteAddress } from './fence'
@@ -22,9 +22,11 @@ export interface Handshake {
   offer: string[] | undefined
 }
 
-/** A snapshot of `request` when the runtime may close it after the 101 (not Node), else `undefined`. */
+const closesRequests = typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined'
+
+/** A snapshot of `request` when the runtime closes it after the 101 (Deno), else `undefined`. */
 export function takeHandshake(request: Request, offer: string[] | undefined): Handshake | undefined {
-  if (getNodeRequest(request)) return undefined
+  if (!closesRequests || getNodeRequest(request)) return undefined
   return { request: snapshotRequest(request), remoteAddress: getUpgradeRemoteAddress(request), offer }
 }
 

@@ -163,7 +163,7 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
       nitro.options.handlers.push({ route, handler: id })
     }
   })
-  useFixedDenoAdapter(nitro, runtimeDir)
+  useFixedDenoAdapter(nitro, distDir)
   forwardClusterSignals(nitro, runtimeDir)
   for (const plugin of [`${runtimeDir}plugin.mjs`, `${runtimeDir}unmatched.mjs`]) {
     if (!nitro.options.plugins.includes(plugin)) nitro.options.plugins.push(plugin)
@@ -182,9 +182,9 @@ export const DENO_ADAPTER = '#nitro-ws-proxy/deno-adapter'
 
 /**
  * Deno presets: serve upgrades through crossws's Deno adapter wrapped by `fixDenoAdapter`
- * (runtime/deno-adapter.ts), which answers subprotocols and keeps the client address.
+ * (core/deno-adapter.ts), which answers subprotocols and keeps the client address.
  */
-function useFixedDenoAdapter(nitro: Nitro, runtimeDir: string): void {
+function useFixedDenoAdapter(nitro: Nitro, distDir: string): void {
   if (!String(nitro.options.preset).startsWith('deno')) return
   let original: string
   try {
@@ -195,7 +195,7 @@ function useFixedDenoAdapter(nitro: Nitro, runtimeDir: string): void {
   }
   nitro.options.virtual[DENO_ADAPTER] = [
     `import denoAdapter from ${JSON.stringify(original)}`,
-    `import { fixDenoAdapter } from ${JSON.stringify(`${runtimeDir}deno-adapter.mjs`)}`,
+    `import { fixDenoAdapter } from ${JSON.stringify(`${distDir}core/deno-adapter.mjs`)}`,
     `export default fixDenoAdapter(denoAdapter)`,
   ].join('\n')
   nitro.options.alias['crossws/adapters/deno'] = DENO_ADAPTER

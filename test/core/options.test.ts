@@ -1,6 +1,8 @@
 /**
- * `headers` and `webSocketOptions` reach the upstream constructor. The WHATWG global ignores
- * both (`PROXY_UPSTREAM_CTOR=global`): there they must be ignored without harm.
+ * `headers` and `webSocketOptions` reach the upstream constructor: `ws` takes them as its third
+ * argument; Node's global (undici, `PROXY_UPSTREAM_CTOR=global`) takes headers in a
+ * `{ protocols, headers }` dictionary. A standard WHATWG constructor cannot send them: there
+ * they must be ignored without harm.
  */
 import type { ProxyHeadersInit } from '../../src/core/types'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -16,17 +18,17 @@ const headerForms: Array<[string, ProxyHeadersInit]> = [
 ]
 
 describe.each(CROSSWS_LINES)('crossws %s: headers', (line) => {
-  it.each(headerForms)(`headers as %s ${usesWsCtor ? 'reach the upstream handshake' : 'are ignored by the WHATWG constructor'}`, async (_, headers) => {
+  it.each(headerForms)('headers as %s reach the upstream handshake', async (_, headers) => {
     const upstream = await startUpstream()
     const { server } = await proxied(line, { target: upstream.url, headers })
 
     await expectEcho(await wsConnect(server.url), 'with headers')
 
     const expected = new Headers(headers).get('x-test')
-    expect(upstream.lastHandshakeHeaders!['x-test']).toBe(usesWsCtor ? expected : undefined)
+    expect(upstream.lastHandshakeHeaders!['x-test']).toBe(expected)
   })
 
-  it(`headers as a function of the peer ${usesWsCtor ? 'reach the upstream handshake' : 'are ignored by the WHATWG constructor'}`, async () => {
+  it('headers as a function of the peer reach the upstream handshake', async () => {
     const upstream = await startUpstream()
     const { server } = await proxied(line, {
       target: upstream.url,
@@ -39,9 +41,32 @@ describe.each(CROSSWS_LINES)('crossws %s: headers', (line) => {
     await expectEcho(await wsConnect(`${server.url}/room/1`, { headers: { 'x-user': 'alice' } }), 'with headers')
 
     const got = upstream.lastHandshakeHeaders!
-    if (usesWsCtor) expect([got['x-forwarded-user'], got['x-path']]).toEqual(['alice', '/room/1'])
-    else expect([got['x-forwarded-user'], got['x-path']]).toEqual([undefined, undefined])
+    expect([got['x-forwarded-user'], got['x-path']]).toEqual(['alice', '/room/1'])
   })
+
+  if (!usesWsCtor) {
+    it('headers and subprotocols both reach the upstream through the global constructor', async () => {
+      const upstream = await startUpstream()
+      const { server } = await proxied(line, { target: upstream.url, headers: { 'x-test': 'dict' } })
+
+      const client = await wsConnect(server.url, { protocols: ['p.one', 'p.two'] })
+      await expectEcho(client, 'dict')
+
+      const got = upstream.lastHandshakeHeaders!
+      expect(got['x-test']).toBe('dict')
+      expect(got['sec-websocket-protocol']).toBe('p.one, p.two')
+    })
+
+    it('a WHATWG constructor other than the runtime global gets no headers dictionary, and still relays', async () => {
+      const upstream = await startUpstream()
+      // A standard constructor would read a dictionary as a protocol name and throw.
+      const Standard = class extends (globalThis.WebSocket as typeof WebSocket) {}
+      const { server } = await proxied(line, { target: upstream.url, headers: { 'x-test': 'dropped' }, WebSocket: Standard as never })
+
+      await expectEcho(await wsConnect(server.url), 'standard')
+      expect(upstream.lastHandshakeHeaders!['x-test']).toBeUndefined()
+    })
+  }
 
   it('client request headers are not forwarded unless asked', async () => {
     const upstream = await startUpstream()

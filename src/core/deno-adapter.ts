@@ -1,14 +1,18 @@
 /**
- * crossws's Deno adapter as the proxy needs it, for Nitro's Deno presets (the Nitro module
- * aliases `crossws/adapters/deno` to a file that wraps the real adapter with this).
+ * crossws's Deno adapter as the proxy needs it. The Nitro module uses it for Nitro's Deno presets
+ * (it aliases `crossws/adapters/deno` to the real adapter wrapped with this); users of the core on
+ * `Deno.serve` wrap their adapter themselves.
  *
- * Two things the adapter bundled with nitropack 2 (crossws 0.3.5) gets wrong on `Deno.serve`:
- * - It hands the upgrade's `sec-websocket-protocol` to `Deno.upgradeWebSocket` as `headers`,
- *   which Deno ignores (it takes `protocol`): no subprotocol would ever be answered.
+ * What it fixes on `Deno.serve`:
+ * - crossws 0.3 (bundled with nitropack 2) hands the upgrade's `sec-websocket-protocol` to
+ *   `Deno.upgradeWebSocket` as `headers`, which Deno ignores (it takes `protocol`): no
+ *   subprotocol would ever be answered.
+ * - Deno splits the client's offer on `", "` only, so an offer written `a,b` (as `ws` and most
+ *   non-browser clients write it) makes `Deno.upgradeWebSocket` throw for every answer: a 500.
  * - The client address lives in `Deno.serve`'s connection info, which cannot be read once the
  *   101 is sent; the proxy reads it during `upgrade`, before a peer exists.
  * Close codes (reported as `{}` by the adapter, on both crossws lines) are read by the core from
- * the socket's own `close` event.
+ * the socket's own `close` event, with or without this wrapper.
  */
 /** The core's `kRemoteAddress` (core/fence.ts): where it looks for the address during `upgrade`. */
 const kRemoteAddress = Symbol.for('nitro-ws-proxy.remote-address')
@@ -24,14 +28,18 @@ interface AdapterLike {
 const kPatched = Symbol.for('nitro-ws-proxy.deno-upgrade')
 
 /**
- * Wrap crossws's Deno adapter factory so subprotocols are answered and the client address is
- * known to the proxy.
+ * Wrap crossws's Deno adapter factory (0.3 or 0.4) so subprotocols are answered whatever way the
+ * client wrote its offer, and the client address is known to the proxy. It patches
+ * `Deno.upgradeWebSocket` once, process-wide (a no-op outside Deno): an answer Deno would refuse
+ * is set on the 101 response's headers instead.
  *
  * @example
  * ```ts
  * import denoAdapter from 'crossws/adapters/deno'
- * const adapter = fixDenoAdapter(denoAdapter)(nitroApp.h3App.websocket)
- * Deno.serve((request, info) => adapter.handleUpgrade(request, info))
+ * import { createWebSocketProxy, fixDenoAdapter } from 'nitro-ws-proxy'
+ *
+ * const ws = fixDenoAdapter(denoAdapter)({ hooks: createWebSocketProxy('ws://127.0.0.1:4000') })
+ * Deno.serve((request, info) => ws.handleUpgrade(request, info))
  * ```
  */
 export function fixDenoAdapter<O, A extends AdapterLike>(factory: (options?: O) => A): (options?: O) => A {
