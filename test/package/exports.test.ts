@@ -17,7 +17,7 @@ describe('package entry points (built dist)', () => {
       console.log(JSON.stringify({ exports: Object.keys(mod) }))
     `)
     const { exports } = JSON.parse(out) as { exports: string[] }
-    expect(exports).toEqual(['createWebSocketProxy', 'rejectUpgrade'])
+    expect(exports).toEqual(['createWebSocketProxy', 'fixDenoAdapter', 'rejectUpgrade'])
     // The bundle has no import of any framework package (it inlines its own few helpers).
     const source = readFileSync(`${root}/dist/index.mjs`, 'utf8')
     expect(source).not.toMatch(/from ['"](h3|nitropack|@nuxt\/kit|nuxt)['"/]/)
