@@ -7,6 +7,8 @@ import { defu } from 'defu'
 import type { Nitro, NitroModule } from 'nitropack/types'
 import { normalizeWsProxyRules, type NormalizedWsProxyRule } from './rules'
 import type { WsProxyModuleOptions } from './types'
+import { guardDevServerUpgrades } from './dev-guard'
+import { checkPreset } from './presets'
 
 /** Prefix of the virtual handler modules: `#nitro-ws-proxy/route-0`, `-1`, ... */
 export const VIRTUAL_PREFIX = '#nitro-ws-proxy/route-'
@@ -37,6 +39,11 @@ export default wsProxyModule
 /** Register the handlers, runtime config and plugin for `nitro`'s `wsProxy` route rules. */
 export function setupWsProxy(nitro: Nitro, options: WsProxyModuleOptions = {}): NormalizedWsProxyRule[] {
   const rules = applyRules(nitro, options)
+  if (rules.length) {
+    const problem = checkPreset(nitro.options.preset, nitro.options)
+    if (problem) throw new Error(problem)
+  }
+  guardDevServerUpgrades(nitro)
   registerTypes(nitro)
   // `nitropack dev` hot-reloads routeRules and runtimeConfig edits without running modules
   // again (and replaces runtimeConfig): register the rules again before it rebuilds.
