@@ -3,7 +3,7 @@ import type { ProxyRuntime } from './connection'
 import type { ProxyPeer, WebSocketProxy, WebSocketProxyOptions } from './types'
 import { ProxyConnection } from './connection'
 import { HeartbeatSweep } from './heartbeat'
-import { getLegacyNodeRequest, getNodeRequest, getPeerNodeRequest, getUpgradeRemoteAddress, isBeforeHttp11, readInternalsSwitch } from './fence'
+import { getLegacyNodeRequest, getNodeRequest, getPeerNodeRequest, getUpgradeRemoteAddress, getUpgradeSocket, isBeforeHttp11, readInternalsSwitch } from './fence'
 import { kHandshake, peerFromHandshake, takeHandshake, type Handshake } from './handshake'
 import { resolveOptions } from './options'
 import { parseProtocolOffer } from './protocols'
@@ -77,7 +77,10 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
       ? peerFromHandshake(handshake, context as Record<string, unknown>, () => undefined)
       : { request, context: context as Record<string, unknown>, remoteAddress: getUpgradeRemoteAddress(request) }
     const connection = new ProxyConnection(rt, pp, offer)
-    const status = await connection.connectFirst()
+    const socket = getUpgradeSocket(request)
+    const dialled = connection.connectFirst()
+    if (socket) connection.watchClientSocket(socket)
+    const status = await dialled
     if (status !== undefined) return rejectUpgrade(status)
     connection.expectAdoption(o.connectTimeout || 10_000)
     context[kPending] = connection
