@@ -4,7 +4,7 @@ import type { ProxyPeer, WebSocketProxy, WebSocketProxyDrainOptions, WebSocketPr
 import { ProxyConnection } from './connection'
 import { checkUpstream } from './health-check'
 import { HeartbeatSweep } from './heartbeat'
-import { getLegacyNodeRequest, getNodeRequest, getPeerNodeRequest, getUpgradeRemoteAddress, isBeforeHttp11, readInternalsSwitch } from './fence'
+import { getLegacyNodeRequest, getNodeRequest, getPeerNodeRequest, getUpgradeRemoteAddress, isBeforeHttp11, markSocketBusy, readInternalsSwitch } from './fence'
 import { kHandshake, peerFromHandshake, takeHandshake, type Handshake } from './handshake'
 import { resolveOptions } from './options'
 import { UpstreamPool } from './pool'
@@ -223,6 +223,7 @@ type ClosingSocket = { readyState: number, terminate?: () => void, close: () => 
  */
 async function drain(rt: ProxyRuntime, spread: number, code: number, reason: string): Promise<void> {
   const pending = [...rt.connections]
+  for (const connection of pending) markSocketBusy(connection.client?.raw)
   const sockets: ClosingSocket[] = []
   const started = Date.now()
   let done = 0
