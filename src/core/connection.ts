@@ -7,7 +7,7 @@ import type { ProxyCounters } from './stats'
 import type { ProxyPeer } from './types'
 import { toClientCloseCode, toUpstreamCloseCode } from './close-codes'
 import { ENDINGS } from './endings'
-import { canRelayFrames, getPeerEventSocket, getPeerSocket, takeOverReading } from './fence'
+import { canRelayFrames, getPeerEventSocket, getPeerSocket, takeOverReading, type UpgradeSocket } from './fence'
 import { FrameSplitter } from './frame-splitter'
 import { Leg, READ_FRAMES, READ_HOOK, READ_MESSAGES } from './leg'
 import { toTargetUrls } from './options'
@@ -101,6 +101,8 @@ export class ProxyConnection implements FrameTarget {
   private assigned: UpstreamState | undefined
   /** The socket of the current dial: events of a socket given up on are ignored. */
   private upstreamSocket: unknown
+  /** Upstream-first: the client's socket, watched until the client is adopted. */
+  private watchedSocket: UpgradeSocket | undefined
   /** The client's close code comes from its socket's `close` event, not the crossws hook. */
   readsClientCloseEvent = false
 
@@ -148,10 +150,31 @@ export class ProxyConnection implements FrameTarget {
     })
   }
 
+  /**
+   * Upstream-first mode: end the dial (or the dialled upstream) as soon as the client's socket
+   * closes before its handshake completes, instead of at the adoption timeout.
+   */
+  watchClientSocket(socket: UpgradeSocket): void {
+    if (socket.destroyed) return this.end('client-handshake-failed')
+    this.watchedSocket = socket
+    socket.once!('close', this.onClientGone)
+  }
+
+  private readonly onClientGone = (): void => {
+    this.watchedSocket = undefined
+    if (this.phase & (DIALLING_FIRST | AWAITING_CLIENT)) this.end('client-handshake-failed')
+  }
+
+  private unwatchClientSocket(): void {
+    this.watchedSocket?.off!('close', this.onClientGone)
+    this.watchedSocket = undefined
+  }
+
   /** Upstream-first mode: the client handshake completed; relay what the upstream already sent. */
   adopt(peer: Peer): void {
     if (!this.accepts('clientAccepted')) return
     clearTimeout(this.adoptTimer)
+    this.unwatchClientSocket()
     this.attachClient(peer)
     this.phase = OPEN
     const backlog = this.backlog!
@@ -600,6 +623,7 @@ export class ProxyConnection implements FrameTarget {
       this.assigned = undefined
     }
     clearInterval(this.drainTimer)
+    this.unwatchClientSocket()
     this.queue = null
     this.backlog = null
     const rt = this.rt

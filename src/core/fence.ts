@@ -56,11 +56,19 @@ type WsInternals = NodeWebSocket & {
   _extensions?: Record<string, unknown>
 }
 
+/** The client's TCP socket during a Node upgrade. */
+export interface UpgradeSocket {
+  remoteAddress?: string
+  destroyed?: boolean
+  once?: (event: 'close', listener: () => void) => unknown
+  off?: (event: 'close', listener: () => void) => unknown
+}
+
 interface NodeRequestLike {
   headers: Record<string, string | string[] | undefined>
   httpVersionMajor?: number
   httpVersionMinor?: number
-  socket?: { remoteAddress?: string }
+  socket?: UpgradeSocket
 }
 
 let enabled = true
@@ -136,6 +144,12 @@ export function getPeerNodeRequest(peer: Peer): NodeRequestLike | undefined {
 export function isBeforeHttp11(req: NodeRequestLike | undefined): boolean {
   const major = req?.httpVersionMajor
   return typeof major === 'number' && (major < 1 || (major === 1 && (req!.httpVersionMinor ?? 0) < 1))
+}
+
+/** The client's socket during `upgrade` (Node adapters), to notice a client that leaves. */
+export function getUpgradeSocket(request: Request): UpgradeSocket | undefined {
+  const socket = getNodeRequest(request)?.socket
+  return socket && typeof socket.once === 'function' && typeof socket.off === 'function' ? socket : undefined
 }
 
 /** The client address during `upgrade`, before a peer exists. */

@@ -166,9 +166,11 @@ function isWsConstructor(Ctor: WebSocketConstructor): boolean {
  * read the object as a protocol name and throw, so only those runtimes' global qualifies.
  */
 function takesHeadersInit(Ctor: WebSocketConstructor): boolean {
-  const g = globalThis as { WebSocket?: unknown, Bun?: unknown, Deno?: unknown, process?: { versions?: { node?: string } } }
+  const g = globalThis as { WebSocket?: unknown, Bun?: unknown, Deno?: unknown, process?: { versions?: { node?: string } }, navigator?: { userAgent?: string } }
   if (Ctor !== g.WebSocket) return false
-  return g.Bun !== undefined || g.Deno !== undefined || typeof g.process?.versions?.node === 'string'
+  if (g.Bun !== undefined || g.Deno !== undefined) return true
+  // workerd (Cloudflare) polyfills `process.versions.node` but its WebSocket takes no dictionary.
+  return typeof g.process?.versions?.node === 'string' && g.navigator?.userAgent !== 'Cloudflare-Workers'
 }
 
 /**

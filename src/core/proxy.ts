@@ -4,7 +4,7 @@ import type { ProxyPeer, WebSocketProxy, WebSocketProxyDrainOptions, WebSocketPr
 import { ProxyConnection } from './connection'
 import { checkUpstream } from './health-check'
 import { HeartbeatSweep } from './heartbeat'
-import { getLegacyNodeRequest, getNodeRequest, getPeerNodeRequest, getUpgradeRemoteAddress, isBeforeHttp11, markSocketBusy, readInternalsSwitch } from './fence'
+import { getLegacyNodeRequest, getNodeRequest, getPeerNodeRequest, getUpgradeRemoteAddress, getUpgradeSocket, isBeforeHttp11, markSocketBusy, readInternalsSwitch } from './fence'
 import { kHandshake, peerFromHandshake, takeHandshake, type Handshake } from './handshake'
 import { resolveOptions } from './options'
 import { UpstreamPool } from './pool'
@@ -86,7 +86,10 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
       ? peerFromHandshake(handshake, context as Record<string, unknown>, () => undefined)
       : { request, context: context as Record<string, unknown>, remoteAddress: getUpgradeRemoteAddress(request) }
     const connection = new ProxyConnection(rt, pp, offer)
-    const status = await connection.connectFirst()
+    const socket = getUpgradeSocket(request)
+    const dialled = connection.connectFirst()
+    if (socket) connection.watchClientSocket(socket)
+    const status = await dialled
     if (status !== undefined) return rejectUpgrade(status)
     connection.expectAdoption(o.connectTimeout || 10_000)
     context[kPending] = connection

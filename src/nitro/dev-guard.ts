@@ -76,6 +76,22 @@ export function guardDevServerUpgrades(nitro: Pick<Nitro, 'options' | 'hooks'>):
 }
 
 /**
+ * The same guard for `nuxi dev`: Nuxt's CLI owns the listener and calls
+ * `nuxt.server.upgrade(req, socket, head)` (Nitro's dev server) without handling its promise, so
+ * the method itself is wrapped. Call it once `nuxt.server` exists (Nuxt's `ready` hook).
+ *
+ * @example
+ * nuxt.hook('ready', () => guardNuxtDevServer(nuxt.server))
+ */
+export function guardNuxtDevServer(server: { upgrade?: unknown } | undefined): void {
+  const upgrade = server?.upgrade as (UpgradeListener & { [kWrapper]?: true }) | undefined
+  if (!server || typeof upgrade !== 'function' || upgrade[kWrapper]) return
+  server.upgrade = wrapUpgradeListener(function (this: unknown, req, socket, head) {
+    return upgrade.call(server, req, socket, head)
+  })
+}
+
+/**
  * Wrap every `upgrade` listener of `server` that is not wrapped yet (see the file comment).
  * Exported for tests; {@link guardDevServerUpgrades} calls it for each server that accepts a
  * connection.

@@ -8,6 +8,8 @@ import type { Nitro, NitroModule } from 'nitropack/types'
 import { resolveShutdown } from '../runtime/shutdown'
 import { normalizeWsProxyRules, type NormalizedWsProxyRule } from './rules'
 import type { WsProxyModuleOptions } from './types'
+import { guardDevServerUpgrades } from './dev-guard'
+import { checkPreset } from './presets'
 
 /** Prefix of the virtual handler modules: `#nitro-ws-proxy/route-0`, `-1`, ... */
 export const VIRTUAL_PREFIX = '#nitro-ws-proxy/route-'
@@ -40,6 +42,11 @@ export function setupWsProxy(nitro: Nitro, options: WsProxyModuleOptions = {}): 
   // Fails the build with the field named when the settings are wrong.
   resolveShutdown(options.shutdown, 'wsProxy.shutdown')
   const rules = applyRules(nitro, options)
+  if (rules.length) {
+    const problem = checkPreset(nitro.options.preset, nitro.options)
+    if (problem) throw new Error(problem)
+  }
+  guardDevServerUpgrades(nitro)
   registerTypes(nitro)
   // `nitropack dev` hot-reloads routeRules and runtimeConfig edits without running modules
   // again (and replaces runtimeConfig): register the rules again before it rebuilds.

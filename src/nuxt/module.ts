@@ -1,6 +1,7 @@
 import { defineNuxtModule } from '@nuxt/kit'
 import { defu } from 'defu'
 import type { NitroConfig } from 'nitropack/types'
+import { guardNuxtDevServer } from '../nitro/dev-guard'
 import wsProxyNitroModule from '../nitro/module'
 import type { WsProxyModuleOptions } from '../nitro/types'
 
@@ -32,6 +33,10 @@ export default defineNuxtModule<ModuleOptions>({
       nitroConfig.modules ||= []
       nitroConfig.modules.push(wsProxyNitroModule)
     })
+    if (nuxt.options.dev) {
+      // `nuxi dev`: a client resetting mid-handshake must not restart Nuxt (see dev-guard.ts).
+      nuxt.hook('ready', () => guardNuxtDevServer((nuxt as { server?: { upgrade?: unknown } }).server))
+    }
   },
 })
 

@@ -3,7 +3,10 @@
  * test/fixtures/nuxt3: Nuxt 3 on Node 20). Each fixture has its own package-lock.json and
  * node_modules (installed by scripts/install-fixtures.mjs) and loads the module from the repo's
  * dist/ by relative path. Builds and servers run as child processes with the fixture's own
- * nuxi and Node (`.node-version`), on 127.0.0.1 and port 0, and are killed by pid.
+ * nuxi and Node (`.node-version`), on 127.0.0.1 and port 0, and are killed by pid (`nuxi dev`,
+ * which forks warm-up children, by its process group: -pid).
+ *
+ * WS_PROXY_LINES_DEBUG=1 prints what each `nuxi dev` printed.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
@@ -273,9 +276,13 @@ export function resetUpgrade(appUrl: string, path: string, options: { partial?: 
   return withTimeout(new Promise<string>((resolve, reject) => {
     const socket = connect(Number(port), hostname)
     let received = ''
+    let connected = false
     socket.on('data', (chunk) => { received += chunk.toString('latin1') })
-    socket.on('error', () => {})
+    socket.on('error', (error) => {
+      if (!connected) reject(error)
+    })
     socket.on('connect', () => {
+      connected = true
       const lines = [
         `GET ${path} HTTP/1.1`,
         `Host: ${host}`,
@@ -366,7 +373,11 @@ export function describeNuxtLine(name: FixtureName, options: LineOptions): void 
       server = await startDevFixture(name, lineEnv(upstream, slow))
     }, 150_000)
 
-    afterAll(() => server?.stop(), 15_000)
+    afterAll(async () => {
+      // WS_PROXY_LINES_DEBUG=1: what the dev server printed.
+      if (process.env.WS_PROXY_LINES_DEBUG && server) console.log(`--- ${options.label} nuxi dev output ---\n${server.output()}`)
+      await server?.stop()
+    }, 15_000)
 
     const ws = (path: string) => `${server.url.replace(/^http/, 'ws')}${path}`
 
@@ -389,28 +400,34 @@ export function describeNuxtLine(name: FixtureName, options: LineOptions): void 
       expect(upstream.handshakes.slice(before).map(h => h.url)).toEqual(['/echo/dev?x=1'])
     }, 15_000)
 
-    it('survives clients that reset mid-handshake, before their 101', async () => {
-      // 1. The request reached the proxy, which waits for the (slow, upstream-first) upstream.
-      const reached = slow.handshakes.length
-      const beforeReset = await resetUpgrade(server.url, '/slow/reset', {
-        resetWhen: () => waitFor(() => slow.handshakes.length > reached, { timeout: 5000, label: 'the dialled upstream handshake' }),
-      })
-      expect(beforeReset).toBe('')
-      // 2. Reset right after sending the whole request.
-      await resetUpgrade(server.url, '/live/reset-now', { resetWhen: async () => {} })
-      // 3. Reset in the middle of the request headers.
-      await resetUpgrade(server.url, '/live/reset-partial', { partial: true, resetWhen: () => sleep(100) })
-
-      // Past the slow upstream's answer: the proxy completes (or drops) the abandoned dial.
-      await sleep(2000)
-      expect(server.alive(), server.output()).toBe(true)
-      // The upstream dialled for the reset client is closed again, not left open.
-      await expect.poll(() => slow.connections, { timeout: 5000 }).toBe(0)
-      await relays('/live/after-reset')
-      await relays('/slow/after-reset')
-      expect(server.alive(), server.output()).toBe(true)
-    }, 40_000)
-
     describeProxyBehaviour(`${options.label} dev`, () => ({ url: server.url, upstream }), { sessionCookie: 'nuxt-session' })
+
+    // Last: a dev server that does not survive takes the tests after it down with it.
+    it('survives clients that reset mid-handshake, before their 101', async () => {
+      const variants: Array<[string, string, Parameters<typeof resetUpgrade>[2], number]> = [
+        // The request reached the proxy, which waits for the slow upstream (upstream-first: no 101 yet).
+        ['after the proxy dialled the upstream', '/slow/reset', {
+          resetWhen: () => waitFor(() => slow.handshakes.some(h => h.url === '/slow/reset'), { timeout: 5000, label: 'the dialled upstream handshake' }),
+        }, 2000],
+        ['right after sending the whole request', '/live/reset-now', { resetWhen: async () => {} }, 500],
+        ['in the middle of the request headers', '/live/reset-partial', { partial: true, resetWhen: () => sleep(100) }, 500],
+      ]
+      for (const [when, path, reset, settle] of variants) {
+        const label = `reset ${when} (${path})`
+        const mark = server.output().length
+        const beforeReset = await resetUpgrade(server.url, path, reset)
+        expect(beforeReset, `${label}: answer received before the reset`).toBe('')
+        await sleep(settle)
+        // Nuxt's CLI restarts Nuxt (new listener, every connection dropped) on an unhandled
+        // rejection instead of exiting: the dev server must print nothing of the kind.
+        const printed = server.output().slice(mark)
+        expect(printed, `${label}: dev server output`).not.toMatch(/unhandledRejection|uncaughtException|Restarting Nuxt|ECONNRESET|EPIPE|Local:/)
+        expect(server.alive(), `${label}: dev server process alive`).toBe(true)
+        await relays('/live/after-reset')
+      }
+      // The upstream dialled for the first reset client is closed again, not left open.
+      await expect.poll(() => slow.connections, { timeout: 5000 }).toBe(0)
+      await relays('/slow/after-reset')
+    }, 40_000)
   })
 }

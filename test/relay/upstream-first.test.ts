@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto'
+import { connect } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createWebSocketProxy } from '../../src/index'
 import { cleanup, CROSSWS_LINES, ctorOption, rawUpgrade, refusedUrl, sleep, startHangingUpstream, startProxy, startUpstream, usesWsCtor, waitFor, wsConnect } from '../helpers'
@@ -35,6 +37,32 @@ describe.each(CROSSWS_LINES)('upstream-first handshake on crossws %s', (line) =>
     expect((await rawUpgrade(slowServer.url)).status).toBe(504)
     expect(Date.now() - started).toBeLessThan(1500)
     await waitFor(() => hanging.sockets === 0, { label: 'hanging upstream socket released' })
+  })
+
+  // crossws 0.4 shows `upgrade` no socket: there the adoption timeout (`connectTimeout`) bounds it.
+  it.runIf(line === '0.3')('a client that leaves during the dial releases the upstream at once, not at the adoption timeout', async () => {
+    const upstream = await startUpstream({ handshakeDelay: 300 })
+    const closes: string[] = []
+    const proxy = createWebSocketProxy({
+      target: upstream.url,
+      ...ctorOption(),
+      upstreamFirst: true,
+      connectTimeout: 10_000,
+      onUpstreamClose: (_peer, details) => { closes.push(details.cause) },
+    })
+    const server = await startProxy(proxy, { crossws: line })
+    const { port, hostname } = new URL(server.url)
+    const client = connect(Number(port), hostname)
+    client.on('error', () => {})
+    client.write(`GET / HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+    await waitFor(() => upstream.handshakes.length === 1, { label: 'the dial started' })
+    // The client resets while the upstream's handshake is still pending (300 ms).
+    client.resetAndDestroy()
+    const left = Date.now()
+    await waitFor(() => proxy.stats().open === 0, { timeout: 2000, label: 'the connection released' })
+    await waitFor(() => upstream.connections === 0, { timeout: 2000, label: 'the upstream closed' })
+    expect(Date.now() - left).toBeLessThan(1500)
+    expect(closes).toEqual(['client'])
   })
 
   it('the client gets the subprotocol the upstream chose, in exactly one header', async () => {

@@ -1,0 +1,77 @@
+/**
+ * Which Nitro presets can run a `wsProxy` rule, checked when the module is set up so that a
+ * build for a preset that cannot relay WebSockets stops with the reason, instead of deploying a
+ * route that answers 426 or hangs its clients.
+ *
+ * What was checked (nitropack 2.13.6, crossws 0.3.5; test/nitro/presets.test.ts):
+ * - `deno-deploy`: built, then run by Deno 2 (`Deno.serve`): proxies. Supported.
+ * - `vercel-edge`, `netlify-edge`: their server entries pass every request to the app as plain
+ *   HTTP; there is no WebSocket adapter in them, so an upgrade reaches the route's h3 handler as
+ *   a GET and is answered `426 Upgrade Required`.
+ * - `cloudflare-module` (and `cloudflare-pages`, `cloudflare-worker`, `cloudflare-module-legacy`,
+ *   whose entries use the same crossws adapter): run with workerd. Its `peer.close()` closes the
+ *   client end of the `WebSocketPair` (the one handed to the runtime) instead of the accepted
+ *   server end, so neither an upstream's close nor the answer to a client's close ever reaches
+ *   the client: connections hang open until the client gives up.
+ * - `cloudflare-durable`: run with workerd. Its Durable Object adapter drops the `context` the
+ *   `upgrade` hook returns, so `open` gets a peer without the connection's mapped target and
+ *   nothing is relayed (the client sits on an open socket).
+ *
+ * Presets not listed here are not refused: Node presets (`node-server`, `node-cluster`, `bun`,
+ * `deno-server`, …) are the tested ones; dev (`nitro-dev`, `cloudflare-dev`) runs on Node.
+ */
+
+/** Why a preset is refused and what to use instead (both end up in the build error). */
+export interface UnsupportedPreset {
+  /** Why the preset cannot relay WebSockets (no final period). */
+  why: string
+  /** What to use instead (a sentence). */
+  instead: string
+}
+
+const SERVER_PRESETS = 'Run the proxy on a server preset (node-server, node-cluster, bun, deno-server) or on deno-deploy, and point the WebSocket clients at that host.'
+
+const NO_ADAPTER = (entry: string): UnsupportedPreset => ({
+  why: `nitropack's ${entry} entry has no WebSocket adapter: it passes every request to the app as plain HTTP, so an upgrade is answered 426 Upgrade Required`,
+  instead: SERVER_PRESETS,
+})
+
+const CLOUDFLARE_CLOSE: UnsupportedPreset = {
+  why: 'the Cloudflare adapter of crossws 0.3 (what nitropack 2 uses) closes the client end of the WebSocketPair instead of the accepted server end, so closes from the upstream, and the answers to the client\'s own close, never reach the client and connections hang open',
+  instead: SERVER_PRESETS,
+}
+
+/** Presets refused, by Nitro's resolved preset name (`nitro.options.preset`). */
+export const UNSUPPORTED_PRESETS: Readonly<Record<string, UnsupportedPreset>> = Object.freeze({
+  'vercel-edge': NO_ADAPTER('vercel-edge'),
+  'netlify-edge': NO_ADAPTER('netlify-edge'),
+  'cloudflare-module': CLOUDFLARE_CLOSE,
+  'cloudflare-module-legacy': CLOUDFLARE_CLOSE,
+  'cloudflare-pages': CLOUDFLARE_CLOSE,
+  'cloudflare-worker': CLOUDFLARE_CLOSE,
+  'cloudflare-durable': {
+    why: 'the Durable Object adapter of crossws 0.3 (what nitropack 2 uses) drops the context the upgrade hook returns, so a connection opens without its mapped target and nothing is relayed',
+    instead: SERVER_PRESETS,
+  },
+})
+
+/**
+ * The error message for a build of `preset` with `wsProxy` rules, or `undefined` when the preset
+ * can run them. Dev servers (`nitroOptions.dev`) always can: they run on Node whatever the
+ * preset.
+ *
+ * @param preset Nitro's resolved preset name (`nitro.options.preset`, e.g. `'vercel-edge'`).
+ * @param nitroOptions The Nitro options (only `dev` is read).
+ * @returns `[nitro-ws-proxy] preset '<preset>' cannot run a WebSocket proxy: <why>. <instead>`,
+ *   or `undefined`.
+ *
+ * @example
+ * const problem = checkPreset(nitro.options.preset, nitro.options)
+ * if (problem) throw new Error(problem)
+ */
+export function checkPreset(preset: string, nitroOptions: { dev?: boolean } = {}): string | undefined {
+  if (nitroOptions.dev) return undefined
+  const entry = Object.hasOwn(UNSUPPORTED_PRESETS, preset) ? UNSUPPORTED_PRESETS[preset] : undefined
+  if (!entry) return undefined
+  return `[nitro-ws-proxy] preset '${preset}' cannot run a WebSocket proxy: ${entry.why}. ${entry.instead}`
+}

@@ -1,0 +1,33 @@
+// Builds a fixture with a Nitro preset, like `nitropack build` (prepare, public assets, prerender,
+// build), into <outDir>/output with its build dir in <outDir>/build: outside the fixture, so
+// presets that write next to the app (`.vercel/`, `.netlify/`, `dist/`) leave it untouched.
+// Used by test/nitro/presets.test.ts as a child process (killed by pid on timeout).
+// Usage: node build-preset.mjs <rootDir> <preset> <outDir>. Exit code 1 and the error on stderr
+// when the build fails.
+import { build, copyPublicAssets, createNitro, prepare, prerender } from 'nitropack/core'
+
+const [rootDir, preset, outDir] = process.argv.slice(2)
+try {
+  const nitro = await createNitro({
+    rootDir,
+    preset,
+    dev: false,
+    buildDir: `${outDir}/build`,
+    output: { dir: `${outDir}/output`, serverDir: `${outDir}/output/server`, publicDir: `${outDir}/output/public` },
+    logLevel: 1,
+  })
+  try {
+    await prepare(nitro)
+    await copyPublicAssets(nitro)
+    await prerender(nitro)
+    await build(nitro)
+  }
+  finally {
+    await nitro.close()
+  }
+  process.stdout.write(`BUILT ${preset}\n`)
+}
+catch (error) {
+  process.stderr.write(`${error?.stack || error}\n`)
+  process.exitCode = 1
+}
