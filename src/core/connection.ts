@@ -99,6 +99,8 @@ export class ProxyConnection implements FrameTarget {
   private tried = 0
   /** The upstream this connection is assigned to (counted in its `open`). */
   private assigned: UpstreamState | undefined
+  /** The assigned upstream is out of service and this connection holds its one trial dial. */
+  private onTrial = false
   /** The socket of the current dial: events of a socket given up on are ignored. */
   private upstreamSocket: unknown
   /** Upstream-first: the client's socket, watched until the client is adopted. */
@@ -276,6 +278,7 @@ export class ProxyConnection implements FrameTarget {
     const state = this.states![index]!
     state.open++
     this.assigned = state
+    this.onTrial = state.trial
     this.dial(this.candidates![index]!)
   }
 
@@ -486,6 +489,7 @@ export class ProxyConnection implements FrameTarget {
     clearTimeout(this.connectTimer)
     this.connectTimer = undefined
     if (this.assigned) this.rt.pool.succeeded(this.assigned)
+    this.onTrial = false
     const first = this.phase === DIALLING_FIRST
     this.phase = first ? AWAITING_CLIENT : OPEN
     const upstream = this.upstream!
@@ -540,9 +544,18 @@ export class ProxyConnection implements FrameTarget {
     if (this.candidates === undefined) return this.end(name, detail)
     const status = this.upstreamStatus
     const assigned = this.assigned
-    if (status !== undefined && status < 500) return this.end(name, detail)
+    if (status !== undefined && status < 500) {
+      // It answered: alive, whatever it said.
+      if (assigned) this.rt.pool.answered(assigned)
+      this.onTrial = false
+      return this.end(name, detail)
+    }
     if (assigned) {
-      this.rt.pool.failed(assigned)
+      // A WHATWG upstream shows no status: a refusal (4xx) cannot be told from a dead upstream.
+      // Such failures still fail over, but only timeouts count against the upstream's health,
+      // so that clients refused for their own reasons cannot take the pool out of service.
+      this.rt.pool.failed(assigned, name === 'connect-timeout' || !this.rt.o.whatwg)
+      this.onTrial = false
       assigned.open--
       this.assigned = undefined
     }
@@ -619,6 +632,8 @@ export class ProxyConnection implements FrameTarget {
     clearTimeout(this.adoptTimer)
     clearTimeout(this.lifetimeTimer)
     if (this.assigned) {
+      if (this.onTrial) this.rt.pool.abandonTrial(this.assigned)
+      this.onTrial = false
       this.assigned.open--
       this.assigned = undefined
     }

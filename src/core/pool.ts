@@ -146,9 +146,16 @@ export class UpstreamPool {
     return best
   }
 
-  /** A dial on `state` failed before the upstream opened. */
-  failed(state: UpstreamState): void {
+  /**
+   * A dial on `state` failed before the upstream opened. `health: false`: counted in
+   * `failedDials` only (a WHATWG dial that errored: maybe the client's own refusal).
+   */
+  failed(state: UpstreamState, health = true): void {
     state.failedDials++
+    if (!health) {
+      state.trial = false
+      return
+    }
     const now = Date.now()
     if (state.trial) {
       state.trial = false
@@ -168,8 +175,18 @@ export class UpstreamPool {
   /** A dial on `state` opened: it is back in service. */
   succeeded(state: UpstreamState): void {
     state.opened++
+    this.answered(state)
+  }
+
+  /** The upstream answered (opened, or refused with a 4xx): it is alive, back in service. */
+  answered(state: UpstreamState): void {
     state.fails = 0
     state.downUntil = 0
+    state.trial = false
+  }
+
+  /** A trial dial ended without a verdict (its client left): the next connection may try again. */
+  abandonTrial(state: UpstreamState): void {
     state.trial = false
   }
 

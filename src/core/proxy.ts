@@ -75,6 +75,9 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
       else delete legacy.headers['sec-websocket-protocol']
     }
     const headers = protocol && !legacy ? { 'sec-websocket-protocol': protocol } : undefined
+    // A wrapper may have put state in `request.context` (crossws 0.3 hands that to the peer by
+    // itself; 0.4 only what the result carries).
+    if (!context && !legacy) context = (request as { context?: Record<PropertyKey, unknown> }).context
     if (!headers && !context) return undefined
     // crossws 0.4 hands `context` from the result to the peer; 0.3 uses `request.context`.
     return { headers, context }
