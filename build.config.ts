@@ -8,8 +8,9 @@ export default defineBuildConfig({
     { input: 'src/nuxt/index', name: 'nuxt' },
     // Runtime files ship file by file so Nitro bundles them into the user's server.
     { builder: 'mkdist', input: 'src/runtime', outDir: 'dist/runtime' },
-    // The core files the runtime imports (upgrade rejections, the Deno adapter fix), shipped beside it.
-    { builder: 'mkdist', input: 'src/core', outDir: 'dist/core', pattern: ['reject.ts', 'deno-adapter.ts'] },
+    // The core files the runtime imports (upgrade rejections, the Deno adapter fix, the public
+    // types its declarations name), shipped beside it.
+    { builder: 'mkdist', input: 'src/core', outDir: 'dist/core', pattern: ['reject.ts', 'deno-adapter.ts', 'types.ts'] },
   ],
   declaration: 'node16',
   clean: true,

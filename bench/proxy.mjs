@@ -7,6 +7,8 @@
 //   ours-0.4   nitro-ws-proxy on the crossws 0.4.17 node adapter
 //   base-0.3   the same, from another build (the baseline: `run.mjs --baseline=<git ref>`)
 //   base-0.4
+//   pool-0.3   ours on crossws 0.3.5 with a pool: <upstream ws:// url> is a comma-separated list
+//              (least-connections over every entry)
 // <relay module> is the absolute path of the index.mjs whose createWebSocketProxy runs (ours-*,
 // base-*). Without it, ours-* load BENCH_OURS_MODULE=<absolute path>, else ../dist/index.mjs,
 // and base-* load BENCH_BASE_MODULE=<absolute path>.
@@ -44,13 +46,14 @@ async function setup() {
     case 'ours-0.3':
     case 'ours-0.4':
     case 'base-0.3':
-    case 'base-0.4': {
+    case 'base-0.4':
+    case 'pool-0.3': {
       const [kind, line] = target.split('-')
-      const modulePath = relayModule || (kind === 'ours' ? process.env.BENCH_OURS_MODULE || '../dist/index.mjs' : process.env.BENCH_BASE_MODULE)
+      const modulePath = relayModule || (kind !== 'base' ? process.env.BENCH_OURS_MODULE || '../dist/index.mjs' : process.env.BENCH_BASE_MODULE)
       if (!modulePath) throw new TypeError(`[bench] ${target} needs a module: pass its path as the third argument or set BENCH_BASE_MODULE.`)
       const { default: crossws } = await import(line === '0.3' ? 'crossws/adapters/node' : 'crossws04/adapters/node')
       const { createWebSocketProxy } = await import(modulePath.startsWith('/') ? pathToFileURL(modulePath).href : modulePath)
-      const hooks = createWebSocketProxy({ target: upstreamUrl, WebSocket })
+      const hooks = createWebSocketProxy({ target: kind === 'pool' ? upstreamUrl.split(',') : upstreamUrl, WebSocket })
       stats = hooks.stats
       mount(crossws({ hooks }))
       return

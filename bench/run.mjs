@@ -1,6 +1,6 @@
 // Benchmark orchestrator: `npm run bench` (see README, "Benchmarks").
 //   node bench/run.mjs [--quick] [--reps=N] [--workloads=latency,small,large,idle,slow,upload]
-//                      [--targets=direct,pipe,crossws04,ours-0.3,ours-0.4[,base-0.3,base-0.4]]
+//                      [--targets=direct,pipe,crossws04,ours-0.3,ours-0.4,pool-0.3[,base-0.3,base-0.4]]
 //                      [--baseline=<git ref> | --baseline-module=<path of an index.mjs>]
 //                      [--no-write] [--bufferutil] [--rss-cap=<MiB>]
 // Ours is ../dist/index.mjs (`npm run bench` builds first), or BENCH_OURS_MODULE=<absolute path>.
@@ -43,7 +43,10 @@ if (!(SLOW_RSS_CAP > 0)) throw new TypeError('[bench] --rss-cap must be a positi
 const quick = flag('quick') === true || process.env.BENCH_QUICK === '1'
 const reps = Number(flag('reps') ?? (quick ? 1 : 3))
 const ALL_WORKLOADS = ['latency', 'small', 'large', 'idle', 'slow', 'upload']
-const ALL_TARGETS = ['direct', 'pipe', 'crossws04', 'ours-0.3', 'ours-0.4']
+// pool-0.3: ours on crossws 0.3 with a pool of 3 upstreams (small and latency workloads only).
+const ALL_TARGETS = ['direct', 'pipe', 'crossws04', 'ours-0.3', 'ours-0.4', 'pool-0.3']
+const POOL_SIZE = 3
+const POOL_CPU_LIMIT = 1.1 // pool-0.3 ÷ ours-0.3 CPU per 64 B message
 const BASE_TARGETS = ['base-0.3', 'base-0.4'] // run only with --baseline or --baseline-module
 const workloads = String(flag('workloads') ?? ALL_WORKLOADS.join(',')).split(',')
 let targets = String(flag('targets') ?? ALL_TARGETS.join(',')).split(',')
@@ -100,7 +103,7 @@ else if (baselineRef && targets.some(t => t.startsWith('base-'))) {
   baseModule = join(baseline.dist, 'index.mjs')
   notes.push(`baseline (base-*): ${baseline.ref} = ${baseline.commit.slice(0, 10)} "${baseline.subject}", built by its own \`npm run build\` in a temporary git worktree.`)
 }
-const relayModule = { 'ours-0.3': oursModule, 'ours-0.4': oursModule, 'base-0.3': baseModule, 'base-0.4': baseModule }
+const relayModule = { 'ours-0.3': oursModule, 'ours-0.4': oursModule, 'pool-0.3': oursModule, 'base-0.3': baseModule, 'base-0.4': baseModule }
 
 /** Copies a dist/ under node_modules/ (so that bare imports resolve to this project's packages), removed on exit. */
 function snapshotDist(from, name) {
@@ -173,6 +176,7 @@ const PARAMS = {
 }
 // `direct` has no proxy process: nothing to measure for idle, slow and upload.
 const applies = (w, t) => !(t === 'direct' && (w === 'idle' || w === 'slow' || w === 'upload'))
+  && !(t.startsWith('pool') && w !== 'small' && w !== 'latency')
 
 // ---------------------------------------------------------------- process helpers
 function newestMtime(dir) {
@@ -279,7 +283,16 @@ async function runCell(workload, target) {
     const upstream = spawn('upstream.mjs', [workload === 'slow' ? 'push' : workload === 'upload' ? 'ack' : 'echo'])
     children.push(upstream)
     const { port: upPort } = await waitMessage(upstream, m => m?.type === 'ready', 10_000, 'upstream start')
-    const upstreamUrl = `ws://127.0.0.1:${upPort}/bench`
+    let upstreamUrl = `ws://127.0.0.1:${upPort}/bench`
+    if (target.startsWith('pool')) {
+      // The pool's other upstreams: the same echo server, in their own processes.
+      for (let i = 1; i < POOL_SIZE; i++) {
+        const extra = spawn('upstream.mjs', ['echo'])
+        children.push(extra)
+        const { port } = await waitMessage(extra, m => m?.type === 'ready', 10_000, 'pool upstream start')
+        upstreamUrl += `,ws://127.0.0.1:${port}/bench`
+      }
+    }
     let proxy
     let url = upstreamUrl
     if (target !== 'direct') {
@@ -495,6 +508,7 @@ const LABEL = {
   'crossws04': 'crossws 0.4.17 proxy (0.4 adapter)',
   'ours-0.3': 'ours on crossws 0.3.5',
   'ours-0.4': 'ours on crossws 0.4.17',
+  'pool-0.3': `ours on crossws 0.3.5, pool of ${POOL_SIZE} upstreams`,
 }
 if (baseline) {
   const name = baseline.ref ? `baseline ${baseline.ref === baseline.commit.slice(0, baseline.ref.length) ? '' : `${baseline.ref} = `}${baseline.commit.slice(0, 7)}` : 'baseline module'
@@ -521,7 +535,7 @@ row(cols.map(() => '---'))
 for (const t of targets) row(cols.map((c, i) => i === 0 ? LABEL[t] : c[1](summary[t], t)))
 
 // Ratios: medians of the same run.
-const ratioTargets = targets.filter(t => t.startsWith('ours') || t.startsWith('base') || t === 'crossws04')
+const ratioTargets = targets.filter(t => t.startsWith('ours') || t.startsWith('base') || t.startsWith('pool') || t === 'crossws04')
 const baseOf = t => t.startsWith('ours-') && targets.includes(t.replace('ours-', 'base-')) ? t.replace('ours-', 'base-') : undefined
 const hasBase = targets.some(t => baseOf(t))
 /** ours ÷ base of each repetition (each pair ran back to back). */
@@ -576,6 +590,10 @@ if (ratioTargets.length) {
       const straddles = xs.length > 1 && Math.min(...xs) <= CPU_VS_BASE_LIMIT && Math.max(...xs) > CPU_VS_BASE_LIMIT
       check(`CPU per ${what} message ≤ ${CPU_VS_BASE_LIMIT}× ${baseOf(t)}`, `${fmtRatio(ratio(s[key], b[key]))} (${fmt(s[key])} ÷ ${fmt(b[key])} µs${range && `; per repetition ${range}`})${straddles ? ' — within this run\'s noise, repeat with more --reps' : ''}`, ratio(s[key], b[key]) <= CPU_VS_BASE_LIMIT)
     }
+  }
+  if (has('small') && summary['pool-0.3'] && summary['ours-0.3']) {
+    const r = ratio(summary['pool-0.3'].smallCpu, summary['ours-0.3'].smallCpu)
+    checks.push({ target: 'pool-0.3', name: `CPU per 64 B message ≤ ${POOL_CPU_LIMIT}× ours-0.3 (one upstream)`, value: `${fmtRatio(r)} (${fmt(summary['pool-0.3'].smallCpu)} ÷ ${fmt(summary['ours-0.3'].smallCpu)} µs)`, ok: r <= POOL_CPU_LIMIT })
   }
   if (checks.length) {
     lines.push('')

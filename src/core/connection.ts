@@ -2,6 +2,7 @@ import type { Peer } from 'crossws'
 import type { EndingName, LegEnding } from './endings'
 import type { FrameTarget } from './frame-splitter'
 import type { ResolvedProxyOptions } from './options'
+import type { UpstreamPool, UpstreamState } from './pool'
 import type { ProxyCounters } from './stats'
 import type { ProxyPeer } from './types'
 import { toClientCloseCode, toUpstreamCloseCode } from './close-codes'
@@ -9,6 +10,7 @@ import { ENDINGS } from './endings'
 import { canRelayFrames, getPeerEventSocket, getPeerSocket, takeOverReading, type UpgradeSocket } from './fence'
 import { FrameSplitter } from './frame-splitter'
 import { Leg, READ_FRAMES, READ_HOOK, READ_MESSAGES } from './leg'
+import { toTargetUrls } from './options'
 import { textBufferCost } from './text-size'
 import { buildConstructorOptions, dialUpstream } from './upstream'
 
@@ -17,6 +19,9 @@ export interface ProxyRuntime {
   readonly o: ResolvedProxyOptions
   readonly counters: ProxyCounters
   readonly connections: Set<ProxyConnection>
+  readonly pool: UpstreamPool
+  /** The pool states of a static target's URLs (same order), registered once at setup. */
+  readonly staticStates: UpstreamState[] | undefined
   /** Called when a connection starts, so the heartbeat sweep can run while any exist. */
   onConnectionStart: () => void
 }
@@ -87,6 +92,17 @@ export class ProxyConnection implements FrameTarget {
   private upstreamStatus: number | undefined
   private settleFirst: ((status: number | undefined) => void) | undefined
   private passthroughTries = 0
+  private lifetimeTimer: ReturnType<typeof setTimeout> | undefined
+  /** The pool: the URLs this connection may dial, their states, and which were tried (bits). */
+  private candidates: URL[] | undefined
+  private states: UpstreamState[] | undefined
+  private tried = 0
+  /** The upstream this connection is assigned to (counted in its `open`). */
+  private assigned: UpstreamState | undefined
+  /** The assigned upstream is out of service and this connection holds its one trial dial. */
+  private onTrial = false
+  /** The socket of the current dial: events of a socket given up on are ignored. */
+  private upstreamSocket: unknown
   /** Upstream-first: the client's socket, watched until the client is adopted. */
   private watchedSocket: UpgradeSocket | undefined
   /** The client's close code comes from its socket's `close` event, not the crossws hook. */
@@ -199,35 +215,77 @@ export class ProxyConnection implements FrameTarget {
       this.lastClientActivity = Date.now()
       this.idleTimer = setTimeout(checkIdle, idle, this)
     }
+    const lifetime = this.rt.o.maxLifetime
+    if (lifetime > 0) {
+      // ±10 %: connections opened together (after a deploy) do not all end together.
+      this.lifetimeTimer = setTimeout(onLifetime, lifetime * (0.9 + Math.random() * 0.2), this)
+      this.lifetimeTimer.unref?.()
+    }
   }
 
   private connect(): void {
     const o = this.rt.o
-    if (o.connectTimeout > 0) this.connectTimer = setTimeout(onConnectTimeout, o.connectTimeout, this)
-    let target: ReturnType<Extract<typeof o.target, (...args: any[]) => any>> | string | URL
+    this.armConnectTimer()
+    if (o.staticTargets) {
+      this.candidates = o.staticTargets
+      this.states = this.rt.staticStates
+      return this.dialNext()
+    }
+    let target: unknown
     try {
-      target = typeof o.target === 'function' ? o.target(this.pp) : o.target
+      target = (o.target as (peer: ProxyPeer) => unknown)(this.pp)
     }
     catch (error) {
       return this.end('setup-failed', { error })
     }
     if (target && typeof (target as Promise<unknown>).then === 'function') {
-      (target as Promise<string | URL>).then(url => this.dial(url), error => this.end('setup-failed', { error }))
+      (target as Promise<unknown>).then(resolved => this.useTargets(resolved), error => this.end('setup-failed', { error }))
     }
     else {
-      this.dial(target as string | URL)
+      this.useTargets(target)
     }
   }
 
-  private dial(target: string | URL): void {
+  private armConnectTimer(): void {
+    const ms = this.rt.o.connectTimeout
+    clearTimeout(this.connectTimer)
+    if (ms > 0) this.connectTimer = setTimeout(onConnectTimeout, ms, this)
+  }
+
+  /** What a resolver returned: one URL or a pool of them. */
+  private useTargets(target: unknown): void {
     if (!this.accepts('end')) return
-    const o = this.rt.o
     try {
-      this.url = target instanceof URL ? target : new URL(target)
+      this.candidates = toTargetUrls(target, 'target (returned by the resolver)')
     }
     catch (error) {
       return this.end('setup-failed', { error })
     }
+    const pool = this.rt.pool
+    this.states = this.candidates.map(url => pool.register(url))
+    this.dialNext()
+  }
+
+  /** Dial the next upstream the pool picks among those not tried yet; none left ends the connection. */
+  private dialNext(failure?: { name: EndingName, detail: EndingDetail }): void {
+    const index = this.rt.pool.pick(this.candidates!, this.states!, this.tried, this.pp)
+    if (index === -1) {
+      return failure
+        ? this.end(failure.name, failure.detail)
+        : this.end('upstream-error', { error: new Error('No upstream available: every upstream is out of service') })
+    }
+    this.tried |= 1 << index
+    const state = this.states![index]!
+    state.open++
+    this.assigned = state
+    this.onTrial = state.trial
+    this.dial(this.candidates![index]!)
+  }
+
+  private dial(url: URL): void {
+    if (!this.accepts('end')) return
+    const o = this.rt.o
+    this.url = url
     try {
       o.onUpstreamConnect?.(this.pp, { url: this.url })
       // The callback may have closed the client itself: then the upstream is not dialled.
@@ -235,14 +293,16 @@ export class ProxyConnection implements FrameTarget {
         return this.end('client-closed')
       }
       const protocols = this.offer?.length ? this.offer : undefined
+      this.upstreamStatus = undefined
       const socket = dialUpstream(o, this.url, protocols, buildConstructorOptions(o, this.pp), {
         open: this.onUpstreamOpen,
         message: this.fromUpstream,
         close: this.onUpstreamClose,
         error: this.onUpstreamError,
         pong: this.onUpstreamPong,
-        unexpectedResponse: this.settleFirst ? this.onUnexpectedResponse : undefined,
+        unexpectedResponse: this.onUnexpectedResponse,
       })
+      this.upstreamSocket = socket
       this.upstream = new Leg(socket, !o.whatwg, false, READ_MESSAGES)
     }
     catch (error) {
@@ -428,6 +488,8 @@ export class ProxyConnection implements FrameTarget {
     if (!this.accepts('upstreamOpen')) return
     clearTimeout(this.connectTimer)
     this.connectTimer = undefined
+    if (this.assigned) this.rt.pool.succeeded(this.assigned)
+    this.onTrial = false
     const first = this.phase === DIALLING_FIRST
     this.phase = first ? AWAITING_CLIENT : OPEN
     const upstream = this.upstream!
@@ -454,16 +516,56 @@ export class ProxyConnection implements FrameTarget {
     }
   }
 
-  private readonly onUpstreamClose = (code: number, reason: string): void => {
+  private readonly onUpstreamClose = (code: number, reason: string, socket: unknown): void => {
+    if (socket !== this.upstreamSocket) return
+    if (this.phase & (CONNECTING | DIALLING_FIRST)) return this.dialFailed('upstream-error', { code, reason })
     this.end('upstream-closed', { code, reason })
   }
 
-  private readonly onUpstreamError = (error: unknown): void => {
+  private readonly onUpstreamError = (error: unknown, socket: unknown): void => {
+    if (socket !== this.upstreamSocket) return
+    if (this.phase & (CONNECTING | DIALLING_FIRST)) return this.dialFailed('upstream-error', { error })
     this.end('upstream-error', { error })
   }
 
-  private readonly onUnexpectedResponse = (status: number): void => {
-    this.upstreamStatus = PASSED_THROUGH_STATUSES.has(status) ? status : 502
+  private readonly onUnexpectedResponse = (status: number, socket: unknown): void => {
+    if (socket !== this.upstreamSocket) return
+    this.upstreamStatus = status
+  }
+
+  /**
+   * The dial failed before the upstream opened. Refused, reset, a 5xx answer or a timeout take
+   * the upstream's passive health down a notch and fail over to the next upstream, the client's
+   * frames still queued; any other answer (4xx: the upstream is alive and said no) ends here.
+   */
+  dialFailed(name: 'upstream-error' | 'connect-timeout', detail: EndingDetail): void {
+    if (!this.accepts('end')) return
+    // Still resolving the target: nothing to fail over to.
+    if (this.candidates === undefined) return this.end(name, detail)
+    const status = this.upstreamStatus
+    const assigned = this.assigned
+    if (status !== undefined && status < 500) {
+      // It answered: alive, whatever it said.
+      if (assigned) this.rt.pool.answered(assigned)
+      this.onTrial = false
+      return this.end(name, detail)
+    }
+    if (assigned) {
+      // A WHATWG upstream shows no status: a refusal (4xx) cannot be told from a dead upstream.
+      // Such failures still fail over, but only timeouts count against the upstream's health,
+      // so that clients refused for their own reasons cannot take the pool out of service.
+      this.rt.pool.failed(assigned, name === 'connect-timeout' || !this.rt.o.whatwg)
+      this.onTrial = false
+      assigned.open--
+      this.assigned = undefined
+    }
+    const failed = this.upstream
+    this.upstream = undefined
+    this.upstreamSocket = undefined
+    failed?.terminate()
+    if (this.candidates && this.candidates.length > 1) this.armConnectTimer()
+    this.upstreamStatus = undefined
+    this.dialNext({ name, detail })
   }
 
   private readonly onClientPong = (): void => {
@@ -528,6 +630,13 @@ export class ProxyConnection implements FrameTarget {
     clearTimeout(this.connectTimer)
     clearTimeout(this.idleTimer)
     clearTimeout(this.adoptTimer)
+    clearTimeout(this.lifetimeTimer)
+    if (this.assigned) {
+      if (this.onTrial) this.rt.pool.abandonTrial(this.assigned)
+      this.onTrial = false
+      this.assigned.open--
+      this.assigned = undefined
+    }
     clearInterval(this.drainTimer)
     this.unwatchClientSocket()
     this.queue = null
@@ -553,7 +662,8 @@ export class ProxyConnection implements FrameTarget {
       const settle = this.settleFirst
       this.settleFirst = undefined
       // A non-101 answer (set just before the error it causes) wins over the table's status.
-      settle(this.upstreamStatus ?? spec.status)
+      const status = this.upstreamStatus
+      settle(status === undefined ? spec.status : PASSED_THROUGH_STATUSES.has(status) ? status : 502)
     }
 
     const url = this.url
@@ -607,7 +717,11 @@ function onSocketData(this: { [kLeg]: Leg }, chunk: Buffer): void {
 // Timer and tick callbacks take the connection as an argument: no closure per connection.
 function retryPassthrough(c: ProxyConnection): void { c.startPassthrough() }
 function checkIdle(c: ProxyConnection): void { c.checkIdle() }
-function onConnectTimeout(c: ProxyConnection): void { c.end('connect-timeout') }
+function onConnectTimeout(c: ProxyConnection): void { c.dialFailed('connect-timeout', {}) }
+function onLifetime(c: ProxyConnection): void {
+  const [code, reason] = c.rt.o.lifetimeClose
+  c.end('lifetime', { code, reason })
+}
 function onAdoptTimeout(c: ProxyConnection): void { c.end('client-handshake-failed') }
 function checkDrained(c: ProxyConnection): void { c.checkDrained() }
 

@@ -54,8 +54,12 @@ export const ENDINGS = {
   'client-idle': { cause: 'client-idle', source: 'proxy', client: [1001, 'Client idle timeout'], upstream: [1001, 'Client idle timeout'], status: 502, reported: [1001, 'Client idle timeout'] },
   'client-heartbeat': { cause: 'client-heartbeat', source: 'proxy', client: 'terminate', upstream: [1001, 'Client heartbeat timeout'], status: 502, reported: [1001, 'Client heartbeat timeout'] },
   'upstream-heartbeat': { cause: 'upstream-heartbeat', source: 'proxy', client: [1011, 'Upstream heartbeat timeout'], upstream: 'terminate', status: 502, reported: [1011, 'Upstream heartbeat timeout'] },
-  /** `closeAll()`: the client gets the code and reason given to it (1001 Going Away). */
-  'shutdown': { cause: 'shutdown', source: 'proxy', client: 'mirror', upstream: [1001, 'Going Away'], status: 503 },
+  /** `closeAll()` / `drainAll()`: both legs get the code and reason given (1001 Going Away). */
+  'shutdown': { cause: 'shutdown', source: 'proxy', client: 'mirror', upstream: 'mirror', status: 503 },
+  /** `maxLifetime` reached: both legs get `lifetimeClose`. */
+  'lifetime': { cause: 'lifetime', source: 'proxy', client: 'mirror', upstream: 'mirror', status: 503 },
+  /** `closeMatching()` (a revoked session): both legs get the code and reason given (1008). */
+  'revoked': { cause: 'revoked', source: 'proxy', client: 'mirror', upstream: 'mirror', status: 403 },
 } as const satisfies Record<string, EndingSpec>
 
 export type EndingName = keyof typeof ENDINGS

@@ -266,3 +266,16 @@ export function gateWrites(socket: RawSocket): WriteGate {
   ;(s as { write: unknown }).write = gatedWrite
   return gate
 }
+
+// --- servers that track sockets -----------------------------------------------------------------
+
+/**
+ * Tell Nitro's node-server graceful shutdown (its http-graceful-shutdown copy) that an upgraded
+ * socket is busy: it destroys every socket it sees as idle the moment the signal arrives, and an
+ * upgraded socket never carried a response, so it looks idle. Marked busy, it is left to the drain
+ * and Nitro waits for it to close (up to its shutdown timeout). No effect on other servers.
+ */
+export function markSocketBusy(socket: RawSocket | undefined): void {
+  const s = socket as (RawSocket & { _isIdle?: boolean }) | undefined
+  if (s && s._isIdle === true) s._isIdle = false
+}

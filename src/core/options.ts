@@ -1,4 +1,4 @@
-import type { WebSocketConstructor, WebSocketProxyOptions } from './types'
+import type { WebSocketConstructor, WebSocketProxyBalance, WebSocketProxyHashKey, WebSocketProxyHealthCheck, WebSocketProxyOptions } from './types'
 
 /** Options with every default applied, as the connections read them. */
 export interface ResolvedProxyOptions extends Required<Pick<WebSocketProxyOptions,
@@ -15,6 +15,16 @@ export interface ResolvedProxyOptions extends Required<Pick<WebSocketProxyOption
    * handshake headers can be sent.
    */
   headersInit: boolean
+  /** The target as URLs when it is static (one or a list), else `undefined` (a resolver). */
+  staticTargets: URL[] | undefined
+  balance: WebSocketProxyBalance
+  hashKey: WebSocketProxyHashKey | undefined
+  maxFails: number
+  failTimeout: number
+  healthCheck: WebSocketProxyHealthCheck | undefined
+  upstreams: URL[]
+  maxLifetime: number
+  lifetimeClose: readonly [number, string]
   onUpstreamConnect: WebSocketProxyOptions['onUpstreamConnect']
   onUpstreamOpen: WebSocketProxyOptions['onUpstreamOpen']
   onUpstreamClose: WebSocketProxyOptions['onUpstreamClose']
@@ -36,11 +46,20 @@ export const DEFAULTS = {
   heartbeatInterval: 30_000,
   /** 10 s to answer: generous for a mobile round trip, short enough to free dead pairs. */
   heartbeatTimeout: 10_000,
+  /** nginx's defaults (`max_fails=1 fail_timeout=10s`). */
+  maxFails: 1,
+  failTimeout: 10_000,
+  maxLifetime: 0,
 } as const
+
+/** Most upstreams in one pool (a connection tracks the ones it tried in a 32-bit mask). */
+export const MAX_UPSTREAMS = 32
+
+const BALANCES: readonly WebSocketProxyBalance[] = ['least-connections', 'round-robin', 'random', 'hash']
 
 const NUMERIC_KEYS = [
   'maxBufferSize', 'connectTimeout', 'clientIdleTimeout', 'highWaterMark', 'lowWaterMark',
-  'maxBufferedAmount', 'heartbeatInterval', 'heartbeatTimeout',
+  'maxBufferedAmount', 'heartbeatInterval', 'heartbeatTimeout', 'maxFails', 'failTimeout', 'maxLifetime',
 ] as const
 
 function fail(field: string, message: string): never {
@@ -49,18 +68,37 @@ function fail(field: string, message: string): never {
 
 /** Validate user options once, at setup, and apply defaults. Throws a `TypeError` naming the field. */
 export function resolveOptions(input: WebSocketProxyOptions['target'] | WebSocketProxyOptions): ResolvedProxyOptions {
-  const options: WebSocketProxyOptions = typeof input === 'string' || input instanceof URL || typeof input === 'function'
+  const options: WebSocketProxyOptions = typeof input === 'string' || input instanceof URL || typeof input === 'function' || Array.isArray(input)
     ? { target: input }
     : input
   if (!options || typeof options !== 'object') fail('options', 'must be a target URL, a resolver function or an options object')
 
   const { target } = options
-  if (typeof target === 'string' || target instanceof URL) {
-    try { new URL(target) }
-    catch { fail('target', `must be an absolute ws://, wss:// or ws+unix: URL, got ${JSON.stringify(String(target))}`) }
+  let staticTargets: URL[] | undefined
+  if (typeof target === 'string' || target instanceof URL || Array.isArray(target)) {
+    staticTargets = toTargetUrls(target, 'target')
   }
   else if (typeof target !== 'function') {
-    fail('target', 'must be a URL string, a URL or a function (peer) => string | URL')
+    fail('target', 'must be a URL string, a URL, a list of them, or a function (peer) => string | URL | list')
+  }
+  const balance = options.balance ?? 'least-connections'
+  if (!BALANCES.includes(balance)) fail('balance', `must be one of ${BALANCES.map(b => `'${b}'`).join(', ')}, got ${JSON.stringify(balance)}`)
+  const hashKey = options.hashKey
+  if (hashKey !== undefined && typeof hashKey !== 'function' && !isHashKey(hashKey)) {
+    fail('hashKey', `must be 'user', 'ip', 'header:<name>', 'query:<name>', 'cookie:<name>' or a function, got ${JSON.stringify(hashKey)}`)
+  }
+  if (balance === 'hash' && hashKey === undefined) fail('hashKey', 'is required with balance \'hash\'')
+  const healthCheck = options.healthCheck
+  if (healthCheck !== undefined) {
+    if (!healthCheck || typeof healthCheck !== 'object') fail('healthCheck', 'must be an object { interval, path? }')
+    if (typeof healthCheck.interval !== 'number' || !(healthCheck.interval >= 100)) fail('healthCheck.interval', `must be a number of milliseconds >= 100, got ${String(healthCheck.interval)}`)
+    if (healthCheck.path !== undefined && (typeof healthCheck.path !== 'string' || !healthCheck.path.startsWith('/'))) fail('healthCheck.path', `must be a path starting with '/', got ${JSON.stringify(healthCheck.path)}`)
+    if (healthCheck.timeout !== undefined && (typeof healthCheck.timeout !== 'number' || !(healthCheck.timeout > 0))) fail('healthCheck.timeout', `must be a positive number of milliseconds, got ${String(healthCheck.timeout)}`)
+  }
+  const upstreams = options.upstreams === undefined ? [] : toTargetUrls(options.upstreams, 'upstreams')
+  const lifetimeClose = options.lifetimeClose ?? [1001, 'Connection lifetime reached']
+  if (!Array.isArray(lifetimeClose) || typeof lifetimeClose[0] !== 'number' || !isSendableCode(lifetimeClose[0])) {
+    fail('lifetimeClose', `must be [code, reason?] with code 1000, 1001, 1008, 1011 or 3000-4999, got ${JSON.stringify(lifetimeClose)}`)
   }
 
   for (const key of NUMERIC_KEYS) {
@@ -102,6 +140,15 @@ export function resolveOptions(input: WebSocketProxyOptions['target'] | WebSocke
     // `ws` clients are EventEmitters that can pause; everything else is treated as WHATWG.
     whatwg: !isWsConstructor(WebSocketCtor),
     headersInit: !isWsConstructor(WebSocketCtor) && takesHeadersInit(WebSocketCtor),
+    staticTargets,
+    balance,
+    hashKey,
+    maxFails: options.maxFails ?? DEFAULTS.maxFails,
+    failTimeout: options.failTimeout ?? DEFAULTS.failTimeout,
+    healthCheck,
+    upstreams,
+    maxLifetime: options.maxLifetime ?? DEFAULTS.maxLifetime,
+    lifetimeClose: [lifetimeClose[0], lifetimeClose[1] ?? ''],
     onUpstreamConnect: options.onUpstreamConnect,
     onUpstreamOpen: options.onUpstreamOpen,
     onUpstreamClose: options.onUpstreamClose,
@@ -124,4 +171,31 @@ function takesHeadersInit(Ctor: WebSocketConstructor): boolean {
   if (g.Bun !== undefined || g.Deno !== undefined) return true
   // workerd (Cloudflare) polyfills `process.versions.node` but its WebSocket takes no dictionary.
   return typeof g.process?.versions?.node === 'string' && g.navigator?.userAgent !== 'Cloudflare-Workers'
+}
+
+/**
+ * A target (one URL or a list) as URLs; throws naming `field`. Used at setup for static targets
+ * and per connection for what a resolver returns.
+ */
+export function toTargetUrls(target: unknown, field = 'target'): URL[] {
+  const list = Array.isArray(target) ? target : [target]
+  if (list.length === 0) fail(field, 'must list at least one upstream URL')
+  if (list.length > MAX_UPSTREAMS) fail(field, `lists ${list.length} upstreams; at most ${MAX_UPSTREAMS} are supported`)
+  return list.map((entry, i) => {
+    const name = Array.isArray(target) ? `${field}[${i}]` : field
+    if (typeof entry !== 'string' && !(entry instanceof URL)) fail(name, `must be a URL string or a URL, got ${typeof entry}`)
+    let url: URL
+    try { url = entry instanceof URL ? entry : new URL(entry) }
+    catch { fail(name, `must be an absolute ws://, wss:// or ws+unix: URL, got ${JSON.stringify(String(entry))}`) }
+    return url
+  })
+}
+
+function isHashKey(value: unknown): boolean {
+  return value === 'user' || value === 'ip' || (typeof value === 'string' && /^(?:header|query|cookie):.+$/.test(value))
+}
+
+/** Codes a proxy may send in a close frame (RFC 6455 §7.4). */
+function isSendableCode(code: number): boolean {
+  return code === 1000 || code === 1001 || code === 1008 || code === 1011 || (code >= 3000 && code <= 4999)
 }

@@ -1,11 +1,13 @@
 import type { Peer } from 'crossws'
 import type { ProxyRuntime } from './connection'
-import type { ProxyPeer, WebSocketProxy, WebSocketProxyOptions } from './types'
+import type { ProxyPeer, WebSocketProxy, WebSocketProxyDrainOptions, WebSocketProxyOptions } from './types'
 import { ProxyConnection } from './connection'
+import { checkUpstream } from './health-check'
 import { HeartbeatSweep } from './heartbeat'
-import { getLegacyNodeRequest, getNodeRequest, getPeerNodeRequest, getUpgradeRemoteAddress, getUpgradeSocket, isBeforeHttp11, readInternalsSwitch } from './fence'
+import { getLegacyNodeRequest, getNodeRequest, getPeerNodeRequest, getUpgradeRemoteAddress, getUpgradeSocket, isBeforeHttp11, markSocketBusy, readInternalsSwitch } from './fence'
 import { kHandshake, peerFromHandshake, takeHandshake, type Handshake } from './handshake'
 import { resolveOptions } from './options'
+import { UpstreamPool } from './pool'
 import { parseProtocolOffer } from './protocols'
 import { rejectUpgrade } from './reject'
 import { createCounters, snapshotCounters } from './stats'
@@ -49,12 +51,19 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
   readInternalsSwitch()
   const connections = new Set<ProxyConnection>()
   const heartbeat = new HeartbeatSweep(connections, o.heartbeatInterval, o.heartbeatTimeout)
+  const pool = new UpstreamPool(o, state => checkUpstream(o, state))
+  const staticStates = o.staticTargets?.map(url => pool.register(url))
+  for (const url of o.upstreams) pool.register(url)
   const rt: ProxyRuntime = {
     o,
     counters: createCounters(),
     connections,
+    pool,
+    staticStates,
     onConnectionStart: () => heartbeat.ensure(),
   }
+  /** Set by `drainAll()`: upgrades are refused, clients accepted meanwhile are closed at once. */
+  let draining: { code: number, reason: string } | undefined
 
   /** Accept the client, answering with exactly one subprotocol (or none). */
   function accept(request: Request, protocol: string | undefined, context?: Record<PropertyKey, unknown>): UpgradeResult {
@@ -66,6 +75,9 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
       else delete legacy.headers['sec-websocket-protocol']
     }
     const headers = protocol && !legacy ? { 'sec-websocket-protocol': protocol } : undefined
+    // A wrapper may have put state in `request.context` (crossws 0.3 hands that to the peer by
+    // itself; 0.4 only what the result carries).
+    if (!context && !legacy) context = (request as { context?: Record<PropertyKey, unknown> }).context
     if (!headers && !context) return undefined
     // crossws 0.4 hands `context` from the result to the peer; 0.3 uses `request.context`.
     return { headers, context }
@@ -90,6 +102,7 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
 
   function upgrade(request: Request): UpgradeResult | Promise<UpgradeResult> {
     try {
+      if (draining) return rejectUpgrade(503, undefined, undefined, { 'retry-after': '1' })
       // Refuse what `ws` and crossws 0.4 refuse before anything is dialled; crossws 0.3 lets
       // both through (the offer because this hook rewrites the header `ws` would check).
       if (isBeforeHttp11(getNodeRequest(request))) return rejectUpgrade(400)
@@ -123,6 +136,11 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
   function open(peer: PeerWithConnection): void {
     try {
       const context = peer.context as Record<PropertyKey, unknown>
+      if (draining) {
+        (context?.[kPending] as ProxyConnection | undefined)?.end('shutdown', draining)
+        peer.close(draining.code, draining.reason)
+        return
+      }
       const pending = context?.[kPending] as ProxyConnection | undefined
       if (pending) {
         context[kPending] = undefined
@@ -178,14 +196,60 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
     error(peer: PeerWithConnection, error) {
       peer[kConnection]?.clientFailed(error)
     },
-    stats: () => snapshotCounters(rt.counters),
+    stats: () => snapshotCounters(rt.counters, pool),
     closeAll: (code = 1001, reason = 'Going Away', timeout = 5000) => closeAll(rt, code, reason, timeout),
+    drainAll(options: WebSocketProxyDrainOptions = {}) {
+      const code = options.code ?? 1001
+      const reason = options.reason ?? 'Server shutting down'
+      draining = { code, reason }
+      pool.stop()
+      return drain(rt, options.spread ?? 10_000, code, reason)
+    },
+    closeMatching(match, code = 1008, reason = 'Revoked') {
+      let closed = 0
+      for (const connection of [...connections]) {
+        let selected = false
+        try { selected = match(connection.pp) }
+        catch (error) { console.error('[nitro-ws-proxy] closeMatching: the match function threw:', error) }
+        if (selected && connection.accepts('end')) {
+          connection.end('revoked', { code, reason })
+          closed++
+        }
+      }
+      return closed
+    },
   }
 }
 
+type ClosingSocket = { readyState: number, terminate?: () => void, close: () => void }
+
+/**
+ * Close every connection, one after another, evenly over `spread` ms (at most one timer tick per
+ * 10 ms, closing as many as are due), then give closing handshakes 1 s before terminating.
+ */
+async function drain(rt: ProxyRuntime, spread: number, code: number, reason: string): Promise<void> {
+  const pending = [...rt.connections]
+  for (const connection of pending) markSocketBusy(connection.client?.raw)
+  const sockets: ClosingSocket[] = []
+  const started = Date.now()
+  let done = 0
+  while (done < pending.length) {
+    // The i-th connection closes at i × spread / n: the first at once, the last just before `spread`.
+    const due = spread > 0 ? Math.min(pending.length, Math.floor(((Date.now() - started) / spread) * pending.length) + 1) : pending.length
+    for (; done < due; done++) sockets.push(...pending[done]!.shutdown(code, reason))
+    if (done < pending.length) await new Promise(resolve => setTimeout(resolve, Math.max(10, Math.min(100, spread / pending.length))))
+  }
+  await settleSockets(sockets, 1000)
+}
+
 async function closeAll(rt: ProxyRuntime, code: number, reason: string, timeout: number): Promise<void> {
-  const sockets: Array<{ readyState: number, terminate?: () => void, close: () => void }> = []
+  const sockets: ClosingSocket[] = []
   for (const connection of [...rt.connections]) sockets.push(...connection.shutdown(code, reason))
+  await settleSockets(sockets, timeout)
+}
+
+/** Wait (bounded) for sockets to finish their closing handshakes; terminate the rest. */
+async function settleSockets(sockets: ClosingSocket[], timeout: number): Promise<void> {
   const deadline = Date.now() + timeout
   while (sockets.some(s => s.readyState !== 3) && Date.now() < deadline) {
     await new Promise(resolve => setTimeout(resolve, 20))

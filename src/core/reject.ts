@@ -15,7 +15,8 @@ const STATUS_TEXT: Record<number, string> = {
 /**
  * Refuse a WebSocket upgrade in a way every crossws adapter writes cleanly: explicit status text,
  * a byte body with its length and no content-type (crossws 0.3 URL-encodes header values), and
- * `connection: close`. The one rejection path of the core and the Nitro runtime.
+ * `connection: close`. The one rejection path of the core and the Nitro runtime. `headers` adds
+ * headers such as `retry-after`.
  *
  * @example
  * ```ts
@@ -25,11 +26,16 @@ const STATUS_TEXT: Record<number, string> = {
  * }
  * ```
  */
-export function rejectUpgrade(status: number, statusText: string = STATUS_TEXT[status] ?? 'Error', body: string = statusText): Response {
+export function rejectUpgrade(
+  status: number,
+  statusText: string = STATUS_TEXT[status] ?? 'Error',
+  body: string = statusText,
+  headers?: Record<string, string>,
+): Response {
   const bytes = new TextEncoder().encode(body)
   return new Response(bytes, {
     status,
     statusText,
-    headers: { 'content-length': String(bytes.byteLength), 'connection': 'close' },
+    headers: { ...headers, 'content-length': String(bytes.byteLength), 'connection': 'close' },
   })
 }

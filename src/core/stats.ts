@@ -1,3 +1,4 @@
+import type { UpstreamPool } from './pool'
 import type { WebSocketProxyCloseCause, WebSocketProxyStats } from './types'
 
 /** Flat mutable counters: the per-message path increments plain number fields. */
@@ -27,6 +28,8 @@ export function createCounters(): ProxyCounters {
       'client-heartbeat': 0,
       'upstream-heartbeat': 0,
       'shutdown': 0,
+      'lifetime': 0,
+      'revoked': 0,
     },
     messagesToUpstream: 0,
     messagesToClient: 0,
@@ -36,12 +39,13 @@ export function createCounters(): ProxyCounters {
 }
 
 /** A snapshot of the counters in their public shape. */
-export function snapshotCounters(c: ProxyCounters): WebSocketProxyStats {
+export function snapshotCounters(c: ProxyCounters, pool: UpstreamPool): WebSocketProxyStats {
   return {
     open: c.open,
     opened: c.opened,
     closed: { ...c.closed },
     messages: { toUpstream: c.messagesToUpstream, toClient: c.messagesToClient },
     bytes: { toUpstream: c.bytesToUpstream, toClient: c.bytesToClient },
+    upstreams: pool.snapshot(),
   }
 }

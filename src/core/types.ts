@@ -16,11 +16,63 @@ export interface ProxyPeer {
   readonly remoteAddress?: string
 }
 
-/** An upstream URL, or a function resolving it per connection (may be async). */
+/** One upstream URL, or several (a pool: see `balance`). */
+export type WebSocketProxyTargetList = string | URL | Array<string | URL>
+
+/** Upstream URL(s), or a function resolving them per connection (may be async). */
 export type WebSocketProxyTarget =
-  | string
-  | URL
-  | ((peer: ProxyPeer) => string | URL | Promise<string | URL>)
+  | WebSocketProxyTargetList
+  | ((peer: ProxyPeer) => WebSocketProxyTargetList | Promise<WebSocketProxyTargetList>)
+
+/**
+ * How a connection picks its upstream from a pool:
+ * - `least-connections`: the one with the fewest connections (dialling or open); ties in turn.
+ * - `round-robin`: in turn.
+ * - `random`.
+ * - `hash`: by `hashKey`, with rendezvous hashing: the same key lands on the same upstream
+ *   (across reconnects, and on every instance with the same upstreams), and removing one
+ *   upstream moves only the keys it held. A connection without a key: least connections.
+ */
+export type WebSocketProxyBalance = 'least-connections' | 'round-robin' | 'random' | 'hash'
+
+/**
+ * The key of `balance: 'hash'`: `'user'` (the `user` in the connection's context: its `id`,
+ * `sub` or `email`, else the whole user), `'ip'` (client address), `'header:<name>'`,
+ * `'query:<name>'`, `'cookie:<name>'`, or a function of the peer.
+ */
+export type WebSocketProxyHashKey =
+  | 'user'
+  | 'ip'
+  | `header:${string}`
+  | `query:${string}`
+  | `cookie:${string}`
+  | ((peer: ProxyPeer) => string | number | undefined | null)
+
+/** Active health checks of a pool's upstreams. */
+export interface WebSocketProxyHealthCheck {
+  /** Milliseconds between checks of each upstream. */
+  interval: number
+  /**
+   * HTTP path requested with GET on the upstream's host (`http://` for `ws://`, `https://` for
+   * `wss://`); a 2xx or 3xx answer passes. Without it, a WebSocket handshake on the target
+   * passes when it opens.
+   */
+  path?: string
+  /** Milliseconds a check may take. @default the smaller of `interval` and 5000 */
+  timeout?: number
+}
+
+/** Counters of one upstream of a pool, in `stats().upstreams`. */
+export interface WebSocketProxyUpstreamStats {
+  /** Connections assigned to it now (dialling or open). */
+  open: number
+  /** Dials that opened. */
+  opened: number
+  /** Dials that failed before it opened (refused, 5xx, timeout). */
+  failedDials: number
+  /** Whether it takes new connections (passive and active health). */
+  healthy: boolean
+}
 
 /** Anything the `Headers` constructor accepts: object, `Headers`, or `[name, value]` pairs. */
 export type ProxyHeadersInit = Headers | Record<string, string> | Array<[string, string]>
@@ -49,7 +101,9 @@ export interface WebSocketProxyUpstream {
  * - `backpressure-limit`: a side that cannot be paused passed `maxBufferedAmount`.
  * - `client-idle`: no client frame within `clientIdleTimeout` (1001).
  * - `client-heartbeat` / `upstream-heartbeat`: a leg did not answer pings in time.
- * - `shutdown`: `closeAll()` was called.
+ * - `shutdown`: `closeAll()` or `drainAll()` was called.
+ * - `lifetime`: the connection reached `maxLifetime`.
+ * - `revoked`: closed by `close()` (e.g. the user logged out).
  */
 export type WebSocketProxyCloseCause =
   | 'client'
@@ -63,6 +117,8 @@ export type WebSocketProxyCloseCause =
   | 'client-heartbeat'
   | 'upstream-heartbeat'
   | 'shutdown'
+  | 'lifetime'
+  | 'revoked'
 
 /** Details passed to `onUpstreamClose`. */
 export interface WebSocketProxyCloseDetails extends WebSocketProxyUpstream {
@@ -81,13 +137,51 @@ export interface WebSocketProxyCloseDetails extends WebSocketProxyUpstream {
 /** Options of {@link createWebSocketProxy}. */
 export interface WebSocketProxyOptions {
   /**
-   * Upstream URL (`ws://`, `wss://`, or `ws+unix:` with the `ws` constructor), or a resolver
-   * called per connection (may be async; `connectTimeout` covers it).
+   * Upstream URL (`ws://`, `wss://`, or `ws+unix:` with the `ws` constructor), a list of them
+   * (a pool, up to 32: see `balance`), or a resolver called per connection returning either (may
+   * be async; `connectTimeout` covers it).
    *
    * **SSRF risk**: a resolver is a trust boundary. Never build the URL from client-controlled
    * input (path, query, headers) without checking it against hosts you control.
    */
   target: WebSocketProxyTarget
+  /**
+   * How a connection picks its upstream when `target` gives several.
+   * @default 'least-connections'
+   */
+  balance?: WebSocketProxyBalance
+  /** With `balance: 'hash'`: what a connection is hashed by. */
+  hashKey?: WebSocketProxyHashKey
+  /**
+   * Passive health, as nginx's `max_fails`: after this many failed dials (refused, non-101 5xx,
+   * connect timeout) within `failTimeout`, an upstream gets no dials for `failTimeout`, then one
+   * trial dial. `0` turns it off. Ignored for a single upstream.
+   * @default 1
+   */
+  maxFails?: number
+  /**
+   * Milliseconds of the passive health window and of the time out of service.
+   * @default 10000
+   */
+  failTimeout?: number
+  /** Active health checks of the upstreams (off by default). */
+  healthCheck?: WebSocketProxyHealthCheck
+  /**
+   * The pool's upstreams when `target` is a function: registered (and health-checked) from the
+   * start instead of from their first connection.
+   */
+  upstreams?: Array<string | URL>
+  /**
+   * Milliseconds after which a connection is closed (both legs get `lifetimeClose`), with ±10 %
+   * jitter so that clients reconnect spread out, onto upstreams added since. `0`: no limit.
+   * @default 0
+   */
+  maxLifetime?: number
+  /**
+   * Close code (and reason) sent at `maxLifetime`.
+   * @default [1001, 'Connection lifetime reached']
+   */
+  lifetimeClose?: [code: number, reason?: string]
   /**
    * Forward the client's `sec-websocket-protocol` offer upstream and answer the client with one
    * protocol (the first valid offer, or the upstream's choice with `upstreamFirst`). Tokens that
@@ -185,7 +279,10 @@ export interface WebSocketProxyOptions {
   onUpstreamConnect?: (peer: ProxyPeer, upstream: WebSocketProxyUpstream) => void
   /** Called when the upstream handshake completed and buffered frames were flushed. */
   onUpstreamOpen?: (peer: ProxyPeer, upstream: WebSocketProxyUpstream) => void
-  /** Called exactly once per `onUpstreamConnect`, with which side ended the connection. */
+  /**
+   * Called once per connection that was dialled, when it ends, with which side ended it and the
+   * URL of the last dial (with failover, `onUpstreamConnect` runs once per attempt).
+   */
   onUpstreamClose?: (peer: ProxyPeer, details: WebSocketProxyCloseDetails) => void
 }
 
@@ -201,6 +298,8 @@ export interface WebSocketProxyStats {
   messages: { toUpstream: number, toClient: number }
   /** Payload bytes relayed each way (text from a WHATWG upstream counts UTF-16 units). */
   bytes: { toUpstream: number, toClient: number }
+  /** Per upstream (keyed by origin, e.g. `ws://10.0.0.1:4000`): only upstreams dialled or registered. */
+  upstreams: Record<string, WebSocketProxyUpstreamStats>
 }
 
 /** The hooks returned by {@link createWebSocketProxy}, plus control of its connections. */
@@ -212,4 +311,26 @@ export interface WebSocketProxy extends Required<Pick<Hooks, 'upgrade' | 'open' 
    * closed too. Resolves once all sockets are closed, or after `timeout` ms (then terminated).
    */
   closeAll: (code?: number, reason?: string, timeout?: number) => Promise<void>
+  /**
+   * Drain for a deploy (not `drain`: crossws 0.4 calls a hook by that name): from now on upgrades are refused with 503 and `Retry-After: 1`; open
+   * connections are closed one after another, spread evenly over `spread` ms (both legs get
+   * `code`/`reason`), and sockets that have not finished their closing handshake 1 s after the
+   * spread are terminated. Resolves when all are closed.
+   */
+  drainAll: (options?: WebSocketProxyDrainOptions) => Promise<void>
+  /**
+   * Close the connections `match` selects (`close` is the crossws hook) (both legs get `code`/`reason`), e.g. every socket of
+   * a user who logged out. Returns how many were closed.
+   */
+  closeMatching: (match: (peer: ProxyPeer) => boolean, code?: number, reason?: string) => number
+}
+
+/** Options of {@link WebSocketProxy.drainAll}. */
+export interface WebSocketProxyDrainOptions {
+  /** Milliseconds over which open connections are closed. @default 10000 */
+  spread?: number
+  /** @default 1001 */
+  code?: number
+  /** @default 'Server shutting down' */
+  reason?: string
 }

@@ -5,11 +5,12 @@ import type { ProxyHeadersInit, ProxyPeer } from './types'
 export interface UpstreamHandlers {
   open: () => void
   message: (data: any, isBinary: boolean) => void
-  close: (code: number, reason: string) => void
-  error: (error: unknown) => void
+  /** `socket`: the socket the event is from (a connection ignores sockets it gave up on). */
+  close: (code: number, reason: string, socket: unknown) => void
+  error: (error: unknown, socket: unknown) => void
   pong: () => void
   /** `ws` only: the upstream answered the handshake with a non-101 HTTP status. */
-  unexpectedResponse?: (status: number) => void
+  unexpectedResponse?: (status: number, socket: unknown) => void
 }
 
 
@@ -58,19 +59,19 @@ export function dialUpstream(
     up.binaryType = 'arraybuffer'
     up.addEventListener('open', handlers.open)
     up.addEventListener('message', (event: MessageEvent) => handlers.message(event.data, typeof event.data !== 'string'))
-    up.addEventListener('close', (event: CloseEvent) => handlers.close(event.code, event.reason))
-    up.addEventListener('error', (event: Event & { error?: unknown }) => handlers.error(event.error ?? event))
+    up.addEventListener('close', (event: CloseEvent) => handlers.close(event.code, event.reason, up))
+    up.addEventListener('error', (event: Event & { error?: unknown }) => handlers.error(event.error ?? event, up))
     return up
   }
   up.on('open', handlers.open)
   up.on('message', handlers.message)
-  up.on('close', (code: number, reason: Buffer) => handlers.close(code, reason.toString()))
-  up.on('error', handlers.error)
+  up.on('close', (code: number, reason: Buffer) => handlers.close(code, reason.toString(), up))
+  up.on('error', (error: unknown) => handlers.error(error, up))
   up.on('pong', handlers.pong)
   if (handlers.unexpectedResponse) {
     const onStatus = handlers.unexpectedResponse
     up.on('unexpected-response', (_req: unknown, res: { statusCode?: number }) => {
-      onStatus(res.statusCode ?? 502)
+      onStatus(res.statusCode ?? 502, up)
       // With a listener here `ws` does not fail the handshake itself: abort it, so `error` follows.
       up.terminate()
     })

@@ -5,6 +5,7 @@ import { dirname, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { defu } from 'defu'
 import type { Nitro, NitroModule } from 'nitropack/types'
+import { resolveShutdown } from '../runtime/shutdown'
 import { normalizeWsProxyRules, type NormalizedWsProxyRule } from './rules'
 import type { WsProxyModuleOptions } from './types'
 import { guardDevServerUpgrades } from './dev-guard'
@@ -38,6 +39,8 @@ export default wsProxyModule
 
 /** Register the handlers, runtime config and plugin for `nitro`'s `wsProxy` route rules. */
 export function setupWsProxy(nitro: Nitro, options: WsProxyModuleOptions = {}): NormalizedWsProxyRule[] {
+  // Fails the build with the field named when the settings are wrong.
+  resolveShutdown(options.shutdown, 'wsProxy.shutdown')
   const rules = applyRules(nitro, options)
   if (rules.length) {
     const problem = checkPreset(nitro.options.preset, nitro.options)
@@ -134,7 +137,7 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
     if (JSON.stringify(current[name]) === entry) delete current[name]
   }
   const entries = Object.fromEntries(rules.map(rule => [rule.name, rule.runtime]))
-  runtimeConfig.wsProxy = defu(current, entries)
+  runtimeConfig.wsProxy = defu(current, entries, { shutdown: resolveShutdown(options.shutdown, 'wsProxy.shutdown') })
   writtenEntries.set(nitro, Object.fromEntries(rules.map(rule => [rule.name, JSON.stringify(runtimeConfig.wsProxy[rule.name])])))
   // Only `auth.session === true` turns auth on (`auth: false` / `{ session: false }` normalise
   // to no `auth`, see rules.ts).
@@ -172,6 +175,7 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
   })
   useFixedDenoAdapter(nitro, distDir)
   forwardClusterSignals(nitro, runtimeDir)
+  registerServerUtil(nitro, runtimeDir)
   for (const plugin of [`${runtimeDir}plugin.mjs`, `${runtimeDir}unmatched.mjs`]) {
     if (!nitro.options.plugins.includes(plugin)) nitro.options.plugins.push(plugin)
   }
@@ -182,6 +186,17 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
     nitro.options.plugins.push(SESSION_CHECK_PLUGIN)
   }
   return rules
+}
+
+/** Auto-import `useWsProxy()` in server code (Nitro's `imports`, which Nuxt's server uses too). */
+function registerServerUtil(nitro: Nitro, runtimeDir: string): void {
+  const imports = nitro.options.imports
+  if (!imports) return
+  const from = `${runtimeDir}use-ws-proxy.mjs`
+  imports.presets ||= []
+  if (!imports.presets.some(p => (p as { from?: string }).from === from)) {
+    imports.presets.push({ from, imports: ['useWsProxy'] })
+  }
 }
 
 /** The virtual module standing in for `crossws/adapters/deno` in Deno builds. */

@@ -1,7 +1,8 @@
 import type { AuthRuleInput, WsProxyAuthContext } from '../runtime/auth/types'
 import type { WsProxyRule, WsProxyRuleOptions } from '../runtime/options'
+import type { WsProxyShutdownOptions } from '../runtime/shutdown'
 
-export type { AuthRuleInput, WsProxyAuthContext, WsProxyRule, WsProxyRuleOptions }
+export type { AuthRuleInput, WsProxyAuthContext, WsProxyRule, WsProxyRuleOptions, WsProxyShutdownOptions }
 
 /** Options of the Nitro module: `wsProxy` in `nitro.config` (and of the Nuxt module). */
 export interface WsProxyModuleOptions {
@@ -16,6 +17,12 @@ export interface WsProxyModuleOptions {
    * @default 'auto'
    */
   client?: 'auto' | 'ws' | 'global'
+  /**
+   * How connections are closed when the server shuts down (SIGTERM/SIGINT, Nitro's `close`):
+   * upgrades get 503, open connections are closed spread over `spread` ms.
+   * @default { spread: 10000, code: 1001, reason: 'Server shutting down' }
+   */
+  shutdown?: WsProxyShutdownOptions
 }
 
 /** The `runtimeConfig.wsProxy.<name>` entries the module writes (one per rule). */

@@ -29,6 +29,8 @@ export interface RouteAuthGrant {
   headers?: Record<string, string>
   /** Epoch milliseconds at which the connection is closed (session expiry). */
   expiresAt?: number
+  /** The authenticated user (kept in the connection's context: `hashKey: 'user'`, `useWsProxy().close`). */
+  user?: unknown
 }
 
 /** Input of {@link defineWsProxyHandler}; written by the Nitro module's generated code. */
@@ -62,15 +64,16 @@ export interface RuntimeConfigLike {
 
 /** Per-connection state, kept in the crossws request/peer context. */
 interface ConnectionState {
-  url: string
+  /** The target mapped for this connection: one URL, or one per pool entry. */
+  urls: string | string[]
   authHeaders?: Record<string, string>
   expiresAt?: number
 }
 
 const STATE = '_wsProxy'
 
-/** All proxies created in this server, for a graceful `closeAll()` on shutdown. */
-export const wsProxies = new Set<WebSocketProxy>()
+/** All proxies created in this server, by route, for shutdown and `useWsProxy()`. */
+export const wsProxies = new Map<string, WebSocketProxy>()
 
 /**
  * Create the h3 handler of one proxied route: plain HTTP requests get `426 Upgrade Required`;
@@ -103,11 +106,26 @@ export function defineWsProxyHandler(input: WsProxyHandlerInput) {
         const { path, query } = splitRequestUrl(request.url)
         const local = baseURL ? pathBelow(path, baseURL) : path
         const suffix = local === undefined ? undefined : pathBelow(local || '/', prefix)
-        const url = suffix === undefined ? undefined : mapTarget(rule.target, suffix, query)
-        if (!url) return reject(400, 'Bad Request')
+        if (suffix === undefined) return reject(400, 'Bad Request')
+        let urls: string | string[]
+        if (rule.targets.length === 1) {
+          const url = mapTarget(rule.targets[0]!, suffix, query)
+          if (!url) return reject(400, 'Bad Request')
+          urls = url
+        }
+        else {
+          // The path-escape guard applies to every entry: one refusal refuses the upgrade.
+          urls = []
+          for (const target of rule.targets) {
+            const url = mapTarget(target, suffix, query)
+            if (!url) return reject(400, 'Bad Request')
+            urls.push(url)
+          }
+        }
 
         const context = contextOf(request)
-        context[STATE] = { url, authHeaders: grant?.headers, expiresAt: grant?.expiresAt } satisfies ConnectionState
+        context[STATE] = { urls, authHeaders: grant?.headers, expiresAt: grant?.expiresAt } satisfies ConnectionState
+        if (grant && grant.user !== undefined) context.user = grant.user
         return withContext(await proxy.upgrade(request), context)
       }
       catch (error) {
@@ -152,7 +170,9 @@ function setupRoute(input: WsProxyHandlerInput): RouteSetup {
     const forwardedContext = { devProxy: input.dev === true }
     const proxy = input.createWebSocketProxy({
       ...rule.proxy,
-      target: peer => stateOf(peer).url,
+      target: peer => stateOf(peer).urls,
+      // Known from the start, so active health checks run before the first connection.
+      upstreams: rule.targets.map(target => mapTarget(target, '', '')).filter((url): url is string => url !== undefined),
       headers: peer => ({
         ...(rule.xForwarded ? forwardedHeaders(peer, forwardedContext) : {}),
         ...staticHeaders,
@@ -160,7 +180,7 @@ function setupRoute(input: WsProxyHandlerInput): RouteSetup {
       }),
       ...(input.WebSocket ? { WebSocket: input.WebSocket } : {}),
     })
-    wsProxies.add(proxy)
+    wsProxies.set(input.route, proxy)
     return { ok: true, proxy, rule, auth: input.auth }
   }
   catch (error) {
