@@ -25,6 +25,7 @@ export interface ResolvedProxyOptions extends Required<Pick<WebSocketProxyOption
   upstreams: URL[]
   maxLifetime: number
   lifetimeClose: readonly [number, string]
+  protocolOffer: WebSocketProxyOptions['protocolOffer']
   onUpstreamConnect: WebSocketProxyOptions['onUpstreamConnect']
   onUpstreamOpen: WebSocketProxyOptions['onUpstreamOpen']
   onUpstreamClose: WebSocketProxyOptions['onUpstreamClose']
@@ -95,6 +96,7 @@ export function resolveOptions(input: WebSocketProxyOptions['target'] | WebSocke
     if (healthCheck.path !== undefined && (typeof healthCheck.path !== 'string' || !healthCheck.path.startsWith('/'))) fail('healthCheck.path', `must be a path starting with '/', got ${JSON.stringify(healthCheck.path)}`)
     if (healthCheck.timeout !== undefined && (typeof healthCheck.timeout !== 'number' || !(healthCheck.timeout > 0))) fail('healthCheck.timeout', `must be a positive number of milliseconds, got ${String(healthCheck.timeout)}`)
   }
+  if (options.protocolOffer !== undefined && typeof options.protocolOffer !== 'function') fail('protocolOffer', 'must be a function (offer, request) => string[]')
   const upstreams = options.upstreams === undefined ? [] : toTargetUrls(options.upstreams, 'upstreams')
   const lifetimeClose = options.lifetimeClose ?? [1001, 'Connection lifetime reached']
   if (!Array.isArray(lifetimeClose) || typeof lifetimeClose[0] !== 'number' || !isSendableCode(lifetimeClose[0])) {
@@ -149,6 +151,7 @@ export function resolveOptions(input: WebSocketProxyOptions['target'] | WebSocke
     upstreams,
     maxLifetime: options.maxLifetime ?? DEFAULTS.maxLifetime,
     lifetimeClose: [lifetimeClose[0], lifetimeClose[1] ?? ''],
+    protocolOffer: options.protocolOffer,
     onUpstreamConnect: options.onUpstreamConnect,
     onUpstreamOpen: options.onUpstreamOpen,
     onUpstreamClose: options.onUpstreamClose,

@@ -75,9 +75,13 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
       else delete legacy.headers['sec-websocket-protocol']
     }
     const headers = protocol && !legacy ? { 'sec-websocket-protocol': protocol } : undefined
-    // A wrapper may have put state in `request.context` (crossws 0.3 hands that to the peer by
-    // itself; 0.4 only what the result carries).
-    if (!context && !legacy) context = (request as { context?: Record<PropertyKey, unknown> }).context
+    if (!legacy) {
+      // A wrapper may have put state in `request.context` (crossws 0.3 hands that to the peer by
+      // itself; 0.4 only what the result carries).
+      const own = (request as { context?: Record<PropertyKey, unknown> }).context
+      if (own && context && own !== context) context = { ...own, ...context }
+      else context ??= own
+    }
     if (!headers && !context) return undefined
     // crossws 0.4 hands `context` from the result to the peer; 0.3 uses `request.context`.
     return { headers, context }
@@ -108,7 +112,9 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
       if (isBeforeHttp11(getNodeRequest(request))) return rejectUpgrade(400)
       const parsed = parseProtocolOffer(request.headers.get('sec-websocket-protocol'))
       if (parsed === undefined) return rejectUpgrade(400)
-      const offer = o.forwardProtocol ? parsed : undefined
+      let offer = o.forwardProtocol ? parsed : undefined
+      const filter = o.protocolOffer
+      if (offer && filter) offer = filter(offer, request)
       const handshake = takeHandshake(request, offer)
       if (o.upstreamFirst) {
         return upgradeFirst(request, offer, handshake).catch(() => rejectUpgrade(502))
@@ -119,6 +125,7 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
         if (context) context[kHandshake] = handshake
         return accept(request, offer?.[0], { [kHandshake]: handshake })
       }
+      if (offer && filter && !getLegacyNodeRequest(request)) return accept(request, offer[0], { [kOffer]: offer })
       if (offer && getLegacyNodeRequest(request)) {
         // The header is rewritten below; `open` needs the client's whole offer.
         const context = (request as { context?: Record<PropertyKey, unknown> }).context

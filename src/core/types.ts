@@ -190,6 +190,12 @@ export interface WebSocketProxyOptions {
    */
   forwardProtocol?: boolean
   /**
+   * Rewrite the client's (valid) subprotocol offer before it is forwarded upstream and answered,
+   * e.g. to drop an entry that carries a token. Called in `upgrade`.
+   * @example offer => offer.filter(p => !p.startsWith('base64url.bearer.'))
+   */
+  protocolOffer?: (offer: string[], request: Request) => string[]
+  /**
    * Extra headers for the upstream handshake (object, `Headers`, pairs, or a per-connection
    * function). Honoured by constructors taking a third options argument (`ws`, undici); the
    * WHATWG global `WebSocket` ignores them.
