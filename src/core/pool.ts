@@ -199,7 +199,8 @@ export class UpstreamPool {
         open: state.open,
         opened: state.opened,
         failedDials: state.failedDials,
-        healthy: state.checked && (state.downUntil === 0 || now >= state.downUntil),
+        // A pool of one is never taken out by passive health (see `pick`).
+        healthy: state.checked && (this.upstreams.size === 1 || state.downUntil === 0 || now >= state.downUntil),
       }
     }
     return result

@@ -241,7 +241,8 @@ async function drain(rt: ProxyRuntime, spread: number, code: number, reason: str
   const started = Date.now()
   let done = 0
   while (done < pending.length) {
-    const due = spread > 0 ? Math.min(pending.length, Math.ceil(((Date.now() - started) / spread) * pending.length)) : pending.length
+    // The i-th connection closes at i × spread / n: the first at once, the last just before `spread`.
+    const due = spread > 0 ? Math.min(pending.length, Math.floor(((Date.now() - started) / spread) * pending.length) + 1) : pending.length
     for (; done < due; done++) sockets.push(...pending[done]!.shutdown(code, reason))
     if (done < pending.length) await new Promise(resolve => setTimeout(resolve, Math.max(10, Math.min(100, spread / pending.length))))
   }

@@ -172,7 +172,7 @@ export interface WebSocketProxyOptions {
    */
   upstreams?: Array<string | URL>
   /**
-   * Milliseconds after which a connection is closed (both legs, `lifetimeCode`), with ±10 %
+   * Milliseconds after which a connection is closed (both legs get `lifetimeClose`), with ±10 %
    * jitter so that clients reconnect spread out, onto upstreams added since. `0`: no limit.
    * @default 0
    */
@@ -285,7 +285,10 @@ export interface WebSocketProxyOptions {
   onUpstreamConnect?: (peer: ProxyPeer, upstream: WebSocketProxyUpstream) => void
   /** Called when the upstream handshake completed and buffered frames were flushed. */
   onUpstreamOpen?: (peer: ProxyPeer, upstream: WebSocketProxyUpstream) => void
-  /** Called exactly once per `onUpstreamConnect`, with which side ended the connection. */
+  /**
+   * Called once per connection that was dialled, when it ends, with which side ended it and the
+   * URL of the last dial (with failover, `onUpstreamConnect` runs once per attempt).
+   */
   onUpstreamClose?: (peer: ProxyPeer, details: WebSocketProxyCloseDetails) => void
 }
 

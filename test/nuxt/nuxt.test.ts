@@ -32,6 +32,20 @@ describe('Nuxt build', () => {
   })
 })
 
+describe('useWsProxy() in Nuxt server code', () => {
+  it('is auto-imported: stats() per route, with the upstream of a relayed connection', async () => {
+    const { wsConnect } = await import('../helpers')
+    const client = await wsConnect(`${appUrl().replace(/^http/, 'ws')}/live/stats`)
+    client.send('hello')
+    expect((await client.next()).text).toBe('hello')
+    const stats = await (await fetch(`${appUrl()}/api/ws-stats`)).json() as Record<string, { opened: number, upstreams: Record<string, { opened: number }> }>
+    expect(Object.keys(stats).sort()).toEqual(['/fixed', '/live/**', '/plain/**', '/private/**'])
+    expect(stats['/live/**']!.opened).toBeGreaterThanOrEqual(1)
+    expect(Object.values(stats['/live/**']!.upstreams).some(u => u.opened >= 1)).toBe(true)
+    await client.close()
+  })
+})
+
 describeProxyBehaviour('Nuxt build', () => ({ url: appUrl(), upstream }), { sessionCookie: 'nuxt-session' })
 
 // `nitro` is typed by @nuxt/nitro-server, which is not a dependency here.
