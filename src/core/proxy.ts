@@ -4,19 +4,21 @@ import type { ProxyPeer, WebSocketProxy, WebSocketProxyDrainOptions, WebSocketPr
 import { ProxyConnection } from './connection'
 import { checkUpstream } from './health-check'
 import { HeartbeatSweep } from './heartbeat'
+import { ConnectionLimits, refusalText, UNCLAIMED_MS, type Reservation } from './limits'
 import { getLegacyNodeRequest, getNodeRequest, getPeerNodeRequest, getUpgradeRemoteAddress, getUpgradeSocket, isBeforeHttp11, markSocketBusy, readInternalsSwitch } from './fence'
 import { kHandshake, peerFromHandshake, takeHandshake, type Handshake } from './handshake'
 import { resolveOptions } from './options'
 import { UpstreamPool } from './pool'
 import { parseProtocolOffer } from './protocols'
 import { rejectUpgrade } from './reject'
-import { createCounters, snapshotCounters } from './stats'
+import { countRefusal, createCounters, snapshotCounters } from './stats'
 
 /** Where a connection is found from its peer: a property, not a map lookup per message. */
 const kConnection = Symbol.for('nitro-ws-proxy.connection')
 /** Context keys handing state from `upgrade` to `open`. */
 const kPending = Symbol.for('nitro-ws-proxy.pending')
 const kOffer = Symbol.for('nitro-ws-proxy.offer')
+const kReservation = Symbol.for('nitro-ws-proxy.reservation')
 
 type PeerWithConnection = Peer & { [kConnection]?: ProxyConnection }
 type UpgradeResult = Response | { headers?: Record<string, string>, context?: Record<PropertyKey, unknown> } | undefined
@@ -59,9 +61,49 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
     counters: createCounters(),
     connections,
     pool,
+    limits: o.limits ? new ConnectionLimits(o.limits) : undefined,
     staticStates,
     onConnectionStart: () => heartbeat.ensure(),
   }
+  const limits = rt.limits
+
+  /** Refuse an upgrade (counted by status in `stats().refused`). */
+  function refuse(status: number, body?: string, headers?: Record<string, string>): Response {
+    countRefusal(rt.counters, status)
+    return rejectUpgrade(status, undefined, body, headers)
+  }
+
+  /**
+   * Take a connection slot for this upgrade (limits), held in its context until `open` claims it;
+   * an upgrade that never opens gives it back when its socket closes, or after UNCLAIMED_MS.
+   */
+  function reserve(request: Request): Reservation | Response | undefined {
+    if (!limits) return undefined
+    const context = contextOf(request)
+    const address = typeof context.clientAddress === 'string' ? context.clientAddress : getUpgradeRemoteAddress(request)
+    const r = limits.reserve(address, context.user)
+    if (typeof r === 'string') {
+      rt.counters.limited[r]++
+      return refuse(429, refusalText(r), { 'retry-after': '5' })
+    }
+    context[kReservation] = r
+    r.timer = setTimeout(releaseUnclaimed, UNCLAIMED_MS, limits, r)
+    r.timer.unref?.()
+    getUpgradeSocket(request)?.once?.('close', () => releaseUnclaimed(limits, r))
+    return r
+  }
+
+  /** `open`: the connection takes over the upgrade's slot. */
+  function claim(context: Record<PropertyKey, unknown> | undefined): Reservation | undefined {
+    const r = context?.[kReservation] as Reservation | undefined
+    if (!r) return undefined
+    context![kReservation] = undefined
+    if (r.released) return undefined
+    r.claimed = true
+    clearTimeout(r.timer)
+    return r
+  }
+
   /** Set by `drainAll()`: upgrades are refused, clients accepted meanwhile are closed at once. */
   let draining: { code: number, reason: string } | undefined
 
@@ -87,17 +129,23 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
     return { headers, context }
   }
 
-  async function upgradeFirst(request: Request, offer: string[] | undefined, handshake: Handshake | undefined): Promise<UpgradeResult> {
+  async function upgradeFirst(request: Request, offer: string[] | undefined, handshake: Handshake | undefined, reservation: Reservation | undefined): Promise<UpgradeResult> {
     const context = ((request as { context?: Record<PropertyKey, unknown> }).context ?? {}) as Record<PropertyKey, unknown>
     const pp: ProxyPeer = handshake
       ? peerFromHandshake(handshake, context as Record<string, unknown>, () => undefined)
       : { request, context: context as Record<string, unknown>, remoteAddress: getUpgradeRemoteAddress(request) }
     const connection = new ProxyConnection(rt, pp, offer)
+    if (reservation) {
+      context[kReservation] = undefined
+      reservation.claimed = true
+      clearTimeout(reservation.timer)
+      connection.reservation = reservation
+    }
     const socket = getUpgradeSocket(request)
     const dialled = connection.connectFirst()
     if (socket) connection.watchClientSocket(socket)
     const status = await dialled
-    if (status !== undefined) return rejectUpgrade(status)
+    if (status !== undefined) return refuse(status)
     connection.expectAdoption(o.connectTimeout || 10_000)
     context[kPending] = connection
     const chosen = o.forwardProtocol ? connection.upstreamProtocol || undefined : undefined
@@ -106,18 +154,20 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
 
   function upgrade(request: Request): UpgradeResult | Promise<UpgradeResult> {
     try {
-      if (draining) return rejectUpgrade(503, undefined, undefined, { 'retry-after': '1' })
+      if (draining) return refuse(503, undefined, { 'retry-after': '1' })
       // Refuse what `ws` and crossws 0.4 refuse before anything is dialled; crossws 0.3 lets
       // both through (the offer because this hook rewrites the header `ws` would check).
-      if (isBeforeHttp11(getNodeRequest(request))) return rejectUpgrade(400)
+      if (isBeforeHttp11(getNodeRequest(request))) return refuse(400)
       const parsed = parseProtocolOffer(request.headers.get('sec-websocket-protocol'))
-      if (parsed === undefined) return rejectUpgrade(400)
+      if (parsed === undefined) return refuse(400)
+      const reservation = reserve(request)
+      if (reservation instanceof Response) return reservation
       let offer = o.forwardProtocol ? parsed : undefined
       const filter = o.protocolOffer
       if (offer && filter) offer = filter(offer, request)
       const handshake = takeHandshake(request, offer)
       if (o.upstreamFirst) {
-        return upgradeFirst(request, offer, handshake).catch(() => rejectUpgrade(502))
+        return upgradeFirst(request, offer, handshake, reservation).catch(() => refuse(502))
       }
       if (handshake) {
         // Deno closes the request after the 101: `open` reads this snapshot instead.
@@ -143,8 +193,10 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
   function open(peer: PeerWithConnection): void {
     try {
       const context = peer.context as Record<PropertyKey, unknown>
+      const reservation = claim(context)
       if (draining) {
-        (context?.[kPending] as ProxyConnection | undefined)?.end('shutdown', draining)
+        if (reservation) limits!.release(reservation)
+        ;(context?.[kPending] as ProxyConnection | undefined)?.end('shutdown', draining)
         peer.close(draining.code, draining.reason)
         return
       }
@@ -157,6 +209,7 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
       }
       // crossws 0.4's Node adapter shows `upgrade` no HTTP version: refuse here, undialled.
       if (isBeforeHttp11(getPeerNodeRequest(peer))) {
+        if (reservation) limits!.release(reservation)
         peer.close(1002, 'HTTP/1.1 required')
         return
       }
@@ -173,10 +226,13 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
           : undefined
         connection = new ProxyConnection(rt, peer as unknown as ProxyPeer, offer)
       }
+      connection.reservation = reservation
       peer[kConnection] = connection
       connection.start(peer)
     }
     catch (error) {
+      const reservation = peer[kConnection]?.reservation ?? claim(peer.context as Record<PropertyKey, unknown>)
+      if (reservation && !peer[kConnection]) limits?.release(reservation)
       console.error('[nitro-ws-proxy] failed to open a proxied connection:', error)
       try { peer.close(1011, 'Proxy error') }
       catch {}
@@ -203,7 +259,7 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
     error(peer: PeerWithConnection, error) {
       peer[kConnection]?.clientFailed(error)
     },
-    stats: () => snapshotCounters(rt.counters, pool),
+    stats: () => snapshotCounters(rt.counters, pool, limits),
     closeAll: (code = 1001, reason = 'Going Away', timeout = 5000) => closeAll(rt, code, reason, timeout),
     drainAll(options: WebSocketProxyDrainOptions = {}) {
       const code = options.code ?? 1001
@@ -269,4 +325,15 @@ async function settleSockets(sockets: ClosingSocket[], timeout: number): Promise
     }
     catch {}
   }
+}
+
+function releaseUnclaimed(limits: ConnectionLimits, r: Reservation): void {
+  if (!r.claimed) limits.release(r)
+}
+
+/** The upgrade's context (crossws 0.3 creates it; on 0.4 a wrapper may have; else create it). */
+function contextOf(request: Request): Record<PropertyKey, unknown> {
+  const holder = request as { context?: Record<PropertyKey, unknown> }
+  if (!holder.context) Object.defineProperty(holder, 'context', { value: {}, enumerable: true, configurable: true, writable: true })
+  return holder.context!
 }

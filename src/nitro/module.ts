@@ -137,7 +137,8 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
     if (JSON.stringify(current[name]) === entry) delete current[name]
   }
   const entries = Object.fromEntries(rules.map(rule => [rule.name, rule.runtime]))
-  runtimeConfig.wsProxy = defu(current, entries, { shutdown: resolveShutdown(options.shutdown, 'wsProxy.shutdown') })
+  // `trustProxy: ''` (unset) exists so that NITRO_WS_PROXY_TRUST_PROXY applies (origin checks, `limits.perIp`).
+  runtimeConfig.wsProxy = defu(current, entries, { shutdown: resolveShutdown(options.shutdown, 'wsProxy.shutdown'), trustProxy: '' })
   writtenEntries.set(nitro, Object.fromEntries(rules.map(rule => [rule.name, JSON.stringify(runtimeConfig.wsProxy[rule.name])])))
   // Only `auth.session === true` turns auth on (`auth: false` / `{ session: false }` normalise
   // to no `auth`, see rules.ts).

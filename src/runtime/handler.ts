@@ -126,6 +126,11 @@ export function defineWsProxyHandler(input: WsProxyHandlerInput) {
         const context = contextOf(request)
         context[STATE] = { urls, authHeaders: grant?.headers, expiresAt: grant?.expiresAt } satisfies ConnectionState
         if (grant && grant.user !== undefined) context.user = grant.user
+        // `limits.perIp` behind a trusted proxy: the address it appended, not the proxy's own.
+        if (setup.trustedAddress) {
+          const address = lastForwardedFor(request.headers.get('x-forwarded-for'))
+          if (address) context.clientAddress = address
+        }
         return withContext(await proxy.upgrade(request), context)
       }
       catch (error) {
@@ -152,7 +157,7 @@ export function defineWsProxyHandler(input: WsProxyHandlerInput) {
 }
 
 type RouteSetup =
-  | { ok: true, proxy: WebSocketProxy, rule: CheckedRuleOptions, auth?: RouteAuth }
+  | { ok: true, proxy: WebSocketProxy, rule: CheckedRuleOptions, auth?: RouteAuth, trustedAddress: boolean }
   | { ok: false, error: string }
 
 function setupRoute(input: WsProxyHandlerInput): RouteSetup {
@@ -181,7 +186,8 @@ function setupRoute(input: WsProxyHandlerInput): RouteSetup {
       ...(input.WebSocket ? { WebSocket: input.WebSocket } : {}),
     })
     wsProxies.set(input.route, proxy)
-    return { ok: true, proxy, rule, auth: input.auth }
+    const trustedAddress = rule.proxy.limits?.perIp !== undefined && input.runtimeConfig.wsProxy?.trustProxy as unknown === true
+    return { ok: true, proxy, rule, auth: input.auth, trustedAddress }
   }
   catch (error) {
     const message = error instanceof Error ? error.message : String(error)
@@ -215,4 +221,11 @@ function stateOf(peer: ProxyPeer): ConnectionState {
   const state = peer.context?.[STATE] as ConnectionState | undefined
   if (!state) throw new Error('[nitro-ws-proxy] connection has no mapped target')
   return state
+}
+
+/** The last `x-forwarded-for` entry: the one the trusted reverse proxy in front appended. */
+function lastForwardedFor(value: string | null): string | undefined {
+  if (!value) return undefined
+  const hops = value.split(',')
+  return hops[hops.length - 1]!.trim() || undefined
 }
