@@ -12,7 +12,8 @@ import { userKey } from './pool'
 
 /** A slot held by one upgrade or connection. */
 export interface Reservation {
-  readonly ip: string | undefined
+  /** The address counted (`undefined`: not counted by address, or not known yet). */
+  ip: string | undefined
   readonly user: string | undefined
   released: boolean
   /** The connection owns it (released by the connection's end, not by the timer). */
@@ -23,8 +24,12 @@ export interface Reservation {
 /** Why an upgrade was refused (429). */
 export type LimitRefusal = 'connections' | 'perIp' | 'perUser'
 
-/** Milliseconds an upgrade that was accepted but never opened keeps its slot. */
-export const UNCLAIMED_MS = 10_000
+/**
+ * Milliseconds an upgrade that was accepted but never opened keeps its slot (when no socket can
+ * be watched: crossws 0.4, Deno, Bun). `open` follows an accepted upgrade within the same turn on
+ * Node and within a round trip elsewhere; a later `open` takes its slot back without a check.
+ */
+export const UNCLAIMED_MS = 2000
 
 const REASONS: Record<LimitRefusal, string> = {
   connections: 'Too many connections',
@@ -63,6 +68,29 @@ export class ConnectionLimits {
     if (ipKey !== undefined) this.byIp.set(ipKey, (this.byIp.get(ipKey) ?? 0) + 1)
     if (userId !== undefined) this.byUser.set(userId, (this.byUser.get(userId) ?? 0) + 1)
     return { ip: ipKey, user: userId, released: false, claimed: false, timer: undefined }
+  }
+
+  /**
+   * `open` on an adapter that showed `upgrade` no address (crossws 0.4's Node adapter): count the
+   * peer's address now. Returns `false` when the address is over `perIp` (the caller refuses).
+   */
+  addAddress(r: Reservation, ip: string | undefined): boolean {
+    const cap = this.caps.perIp
+    if (cap === undefined || ip === undefined || r.ip !== undefined || r.released) return true
+    const n = this.byIp.get(ip) ?? 0
+    if (n >= cap) return false
+    this.byIp.set(ip, n + 1)
+    r.ip = ip
+    return true
+  }
+
+  /** A slot released too early (its `open` came after UNCLAIMED_MS): count it again, unchecked. */
+  retake(r: Reservation): void {
+    if (!r.released) return
+    r.released = false
+    this.total++
+    if (r.ip !== undefined) this.byIp.set(r.ip, (this.byIp.get(r.ip) ?? 0) + 1)
+    if (r.user !== undefined) this.byUser.set(r.user, (this.byUser.get(r.user) ?? 0) + 1)
   }
 
   /** Give the slot back (once; later calls do nothing). */

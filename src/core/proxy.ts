@@ -87,20 +87,37 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
       return refuse(429, refusalText(r), { 'retry-after': '5' })
     }
     context[kReservation] = r
-    r.timer = setTimeout(releaseUnclaimed, UNCLAIMED_MS, limits, r)
-    r.timer.unref?.()
-    getUpgradeSocket(request)?.once?.('close', () => releaseUnclaimed(limits, r))
+    const socket = getUpgradeSocket(request)
+    if (socket) {
+      // A client gone before its upgrade reached here (an awaited auth check) gets nothing.
+      if (socket.destroyed) limits.release(r)
+      else socket.once!('close', () => releaseUnclaimed(limits, r))
+    }
+    else {
+      r.timer = setTimeout(releaseUnclaimed, UNCLAIMED_MS, limits, r)
+      r.timer.unref?.()
+    }
     return r
   }
 
-  /** `open`: the connection takes over the upgrade's slot. */
-  function claim(context: Record<PropertyKey, unknown> | undefined): Reservation | undefined {
+  /**
+   * `open`: the connection takes over the upgrade's slot. Returns `false` when the peer's address
+   * (known only now on crossws 0.4's Node adapter) is over `perIp`: the caller closes it.
+   */
+  function claim(context: Record<PropertyKey, unknown> | undefined, peer?: PeerWithConnection): Reservation | undefined | false {
     const r = context?.[kReservation] as Reservation | undefined
     if (!r) return undefined
     context![kReservation] = undefined
-    if (r.released) return undefined
-    r.claimed = true
     clearTimeout(r.timer)
+    r.claimed = true
+    limits!.retake(r)
+    if (peer && r.ip === undefined && limits!.caps.perIp !== undefined) {
+      if (!limits!.addAddress(r, peerAddress(peer))) {
+        limits!.release(r)
+        rt.counters.limited.perIp++
+        return false
+      }
+    }
     return r
   }
 
@@ -153,6 +170,7 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
   }
 
   function upgrade(request: Request): UpgradeResult | Promise<UpgradeResult> {
+    let reservation: Reservation | Response | undefined
     try {
       if (draining) return refuse(503, undefined, { 'retry-after': '1' })
       // Refuse what `ws` and crossws 0.4 refuse before anything is dialled; crossws 0.3 lets
@@ -160,7 +178,9 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
       if (isBeforeHttp11(getNodeRequest(request))) return refuse(400)
       const parsed = parseProtocolOffer(request.headers.get('sec-websocket-protocol'))
       if (parsed === undefined) return refuse(400)
-      const reservation = reserve(request)
+      // What `ws` would refuse after this hook: refused here, before a slot is taken (limits).
+      if (!isValidKeyAndVersion(request.headers)) return refuse(400)
+      reservation = reserve(request)
       if (reservation instanceof Response) return reservation
       let offer = o.forwardProtocol ? parsed : undefined
       const filter = o.protocolOffer
@@ -185,15 +205,22 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
       return accept(request, offer?.[0])
     }
     catch {
+      if (reservation && !(reservation instanceof Response)) limits?.release(reservation)
       // A throw here would hang the client on crossws 0.3: answer instead.
-      return rejectUpgrade(500)
+      return refuse(500)
     }
   }
 
   function open(peer: PeerWithConnection): void {
     try {
       const context = peer.context as Record<PropertyKey, unknown>
-      const reservation = claim(context)
+      const reservation = claim(context, peer)
+      if (reservation === false) {
+        // After the 101 (the adapter showed `upgrade` no address): refuse with a close, undialled.
+        (context?.[kPending] as ProxyConnection | undefined)?.end('shutdown', { code: 1008, reason: refusalText('perIp') })
+        peer.close(1008, refusalText('perIp'))
+        return
+      }
       if (draining) {
         if (reservation) limits!.release(reservation)
         ;(context?.[kPending] as ProxyConnection | undefined)?.end('shutdown', draining)
@@ -203,6 +230,13 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
       const pending = context?.[kPending] as ProxyConnection | undefined
       if (pending) {
         context[kPending] = undefined
+        const r = pending.reservation
+        if (r && r.ip === undefined && limits!.caps.perIp !== undefined && !limits!.addAddress(r, peerAddress(peer))) {
+          rt.counters.limited.perIp++
+          pending.end('shutdown', { code: 1008, reason: refusalText('perIp') })
+          peer.close(1008, refusalText('perIp'))
+          return
+        }
         peer[kConnection] = pending
         pending.adopt(peer)
         return
@@ -231,8 +265,8 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
       connection.start(peer)
     }
     catch (error) {
-      const reservation = peer[kConnection]?.reservation ?? claim(peer.context as Record<PropertyKey, unknown>)
-      if (reservation && !peer[kConnection]) limits?.release(reservation)
+      const reservation = peer[kConnection] ? undefined : claim(peer.context as Record<PropertyKey, unknown>)
+      if (reservation) limits?.release(reservation)
       console.error('[nitro-ws-proxy] failed to open a proxied connection:', error)
       try { peer.close(1011, 'Proxy error') }
       catch {}
@@ -336,4 +370,21 @@ function contextOf(request: Request): Record<PropertyKey, unknown> {
   const holder = request as { context?: Record<PropertyKey, unknown> }
   if (!holder.context) Object.defineProperty(holder, 'context', { value: {}, enumerable: true, configurable: true, writable: true })
   return holder.context!
+}
+
+/** The client address a peer is counted by (a wrapper's `clientAddress`, else the adapter's). */
+function peerAddress(peer: Peer): string | undefined {
+  const context = peer.context as Record<string, unknown> | undefined
+  if (typeof context?.clientAddress === 'string') return context.clientAddress
+  try { return peer.remoteAddress }
+  catch { return undefined }
+}
+
+const KEY_RE = /^[+/0-9A-Za-z]{22}==$/
+
+/** RFC 6455 §4.2.1: a 16-byte base64 `Sec-WebSocket-Key` and version 13 (`ws` also takes 8). */
+function isValidKeyAndVersion(headers: Headers): boolean {
+  const key = headers.get('sec-websocket-key')
+  const version = headers.get('sec-websocket-version')
+  return key !== null && KEY_RE.test(key.trim()) && (version === '13' || version === '8')
 }
