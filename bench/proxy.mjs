@@ -9,6 +9,8 @@
 //   base-0.4
 //   pool-0.3   ours on crossws 0.3.5 with a pool: <upstream ws:// url> is a comma-separated list
 //              (least-connections over every entry)
+//   limits-0.3 ours on crossws 0.3.5 with every limit on, set high enough never to trip (the
+//              cost of counting: connection caps, message and byte rate buckets)
 // <relay module> is the absolute path of the index.mjs whose createWebSocketProxy runs (ours-*,
 // base-*). Without it, ours-* load BENCH_OURS_MODULE=<absolute path>, else ../dist/index.mjs,
 // and base-* load BENCH_BASE_MODULE=<absolute path>.
@@ -47,13 +49,15 @@ async function setup() {
     case 'ours-0.4':
     case 'base-0.3':
     case 'base-0.4':
-    case 'pool-0.3': {
+    case 'pool-0.3':
+    case 'limits-0.3': {
       const [kind, line] = target.split('-')
       const modulePath = relayModule || (kind !== 'base' ? process.env.BENCH_OURS_MODULE || '../dist/index.mjs' : process.env.BENCH_BASE_MODULE)
       if (!modulePath) throw new TypeError(`[bench] ${target} needs a module: pass its path as the third argument or set BENCH_BASE_MODULE.`)
       const { default: crossws } = await import(line === '0.3' ? 'crossws/adapters/node' : 'crossws04/adapters/node')
       const { createWebSocketProxy } = await import(modulePath.startsWith('/') ? pathToFileURL(modulePath).href : modulePath)
-      const hooks = createWebSocketProxy({ target: kind === 'pool' ? upstreamUrl.split(',') : upstreamUrl, WebSocket })
+      const limits = kind === 'limits' ? { connections: 1e6, perIp: 1e6, perUser: 1e6, messagesPerSecond: 1e9, bytesPerSecond: 1e12 } : undefined
+      const hooks = createWebSocketProxy({ target: kind === 'pool' ? upstreamUrl.split(',') : upstreamUrl, WebSocket, limits })
       stats = hooks.stats
       mount(crossws({ hooks }))
       return

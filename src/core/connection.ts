@@ -2,6 +2,7 @@ import type { Peer } from 'crossws'
 import type { EndingName, LegEnding } from './endings'
 import type { FrameTarget } from './frame-splitter'
 import type { ResolvedProxyOptions } from './options'
+import type { ConnectionLimits, Reservation } from './limits'
 import type { UpstreamPool, UpstreamState } from './pool'
 import type { ProxyCounters } from './stats'
 import type { ProxyPeer } from './types'
@@ -10,6 +11,7 @@ import { ENDINGS } from './endings'
 import { canRelayFrames, getPeerEventSocket, getPeerSocket, takeOverReading, type UpgradeSocket } from './fence'
 import { FrameSplitter } from './frame-splitter'
 import { Leg, READ_FRAMES, READ_HOOK, READ_MESSAGES } from './leg'
+import { RateBuckets } from './limits'
 import { toTargetUrls } from './options'
 import { textBufferCost } from './text-size'
 import { buildConstructorOptions, dialUpstream } from './upstream'
@@ -20,6 +22,8 @@ export interface ProxyRuntime {
   readonly counters: ProxyCounters
   readonly connections: Set<ProxyConnection>
   readonly pool: UpstreamPool
+  /** Connection caps (when set): this connection's slot is given back in `end()`. */
+  readonly limits: ConnectionLimits | undefined
   /** The pool states of a static target's URLs (same order), registered once at setup. */
   readonly staticStates: UpstreamState[] | undefined
   /** Called when a connection starts, so the heartbeat sweep can run while any exist. */
@@ -105,11 +109,17 @@ export class ProxyConnection implements FrameTarget {
   private upstreamSocket: unknown
   /** Upstream-first: the client's socket, watched until the client is adopted. */
   private watchedSocket: UpgradeSocket | undefined
+  /** The slot this connection holds under the proxy's connection caps. */
+  reservation: Reservation | undefined
+  /** The client's send rates (`limits.messagesPerSecond` / `bytesPerSecond`), when limited. */
+  private rates: RateBuckets | undefined
   /** The client's close code comes from its socket's `close` event, not the crossws hook. */
   readsClientCloseEvent = false
 
   constructor(readonly rt: ProxyRuntime, readonly pp: ProxyPeer, readonly offer: string[] | undefined) {
     this.phase = CONNECTING
+    const rates = rt.o.rates
+    if (rates) this.rates = new RateBuckets(rates.messages, rates.bytes)
     rt.connections.add(this)
     rt.counters.open++
     rt.counters.opened++
@@ -315,6 +325,7 @@ export class ProxyConnection implements FrameTarget {
   /** A client message: relay it, or queue it while the upstream is connecting. */
   readonly fromClient = (data: any, isBinary: boolean): void => {
     const phase = this.phase
+    if (this.rates !== undefined && phase & (CONNECTING | OPEN) && this.overRate(1, byteSize(data))) return
     if (phase === OPEN) {
       this.client!.seen = true
       if (this.idleTimer !== undefined) this.lastClientActivity = Date.now()
@@ -394,6 +405,7 @@ export class ProxyConnection implements FrameTarget {
     const c = this.rt.counters
     let from: Leg, to: Leg
     if (fromClient) {
+      if (this.rates !== undefined && this.overRate(last && fin ? 1 : 0, payloadBytes)) return
       from = this.client!
       to = this.upstream!
       if (this.idleTimer !== undefined) this.lastClientActivity = Date.now()
@@ -425,6 +437,17 @@ export class ProxyConnection implements FrameTarget {
     // Nothing reads the client any more (its stream is broken): end the TCP connection after
     // the close frame instead of waiting for a close frame that could not be parsed.
     this.client!.raw?.end()
+  }
+
+  /** Spend the client's rate tokens; over a rate, end the connection (1008 naming the rate). */
+  private overRate(messages: number, bytes: number): boolean {
+    const over = this.rates!.take(messages, bytes)
+    if (over === undefined) return false
+    const limited = this.rt.counters.limited
+    if (over === 'messages') limited.messageRate++
+    else limited.byteRate++
+    this.end('rate-limited', { code: 1008, reason: over === 'messages' ? 'Message rate limit exceeded' : 'Byte rate limit exceeded' })
+    return true
   }
 
   // --- flow control ----------------------------------------------------------------------
@@ -631,6 +654,10 @@ export class ProxyConnection implements FrameTarget {
     clearTimeout(this.idleTimer)
     clearTimeout(this.adoptTimer)
     clearTimeout(this.lifetimeTimer)
+    if (this.reservation) {
+      this.rt.limits!.release(this.reservation)
+      this.reservation = undefined
+    }
     if (this.assigned) {
       if (this.onTrial) this.rt.pool.abandonTrial(this.assigned)
       this.onTrial = false

@@ -58,6 +58,8 @@ export const ENDINGS = {
   'shutdown': { cause: 'shutdown', source: 'proxy', client: 'mirror', upstream: 'mirror', status: 503 },
   /** `maxLifetime` reached: both legs get `lifetimeClose`. */
   'lifetime': { cause: 'lifetime', source: 'proxy', client: 'mirror', upstream: 'mirror', status: 503 },
+  /** The client sent faster than `limits` allow: it gets 1008 with the rate named. */
+  'rate-limited': { cause: 'rate-limit', source: 'proxy', client: 'mirror', upstream: [1001, 'Client rate limited'], status: 429 },
   /** `closeMatching()` (a revoked session): both legs get the code and reason given (1008). */
   'revoked': { cause: 'revoked', source: 'proxy', client: 'mirror', upstream: 'mirror', status: 403 },
 } as const satisfies Record<string, EndingSpec>

@@ -1,4 +1,4 @@
-import type { WebSocketConstructor, WebSocketProxyBalance, WebSocketProxyHashKey, WebSocketProxyHealthCheck, WebSocketProxyOptions } from './types'
+import type { WebSocketConstructor, WebSocketProxyBalance, WebSocketProxyHashKey, WebSocketProxyHealthCheck, WebSocketProxyLimits, WebSocketProxyOptions } from './types'
 
 /** Options with every default applied, as the connections read them. */
 export interface ResolvedProxyOptions extends Required<Pick<WebSocketProxyOptions,
@@ -25,6 +25,11 @@ export interface ResolvedProxyOptions extends Required<Pick<WebSocketProxyOption
   upstreams: URL[]
   maxLifetime: number
   lifetimeClose: readonly [number, string]
+  protocolOffer: WebSocketProxyOptions['protocolOffer']
+  /** Connection caps, when any is set. */
+  limits: WebSocketProxyLimits | undefined
+  /** Client send rates, when any is set: messages and bytes per second (0: no limit). */
+  rates: { messages: number, bytes: number } | undefined
   onUpstreamConnect: WebSocketProxyOptions['onUpstreamConnect']
   onUpstreamOpen: WebSocketProxyOptions['onUpstreamOpen']
   onUpstreamClose: WebSocketProxyOptions['onUpstreamClose']
@@ -95,6 +100,8 @@ export function resolveOptions(input: WebSocketProxyOptions['target'] | WebSocke
     if (healthCheck.path !== undefined && (typeof healthCheck.path !== 'string' || !healthCheck.path.startsWith('/'))) fail('healthCheck.path', `must be a path starting with '/', got ${JSON.stringify(healthCheck.path)}`)
     if (healthCheck.timeout !== undefined && (typeof healthCheck.timeout !== 'number' || !(healthCheck.timeout > 0))) fail('healthCheck.timeout', `must be a positive number of milliseconds, got ${String(healthCheck.timeout)}`)
   }
+  const limits = checkLimits(options.limits)
+  if (options.protocolOffer !== undefined && typeof options.protocolOffer !== 'function') fail('protocolOffer', 'must be a function (offer, request) => string[]')
   const upstreams = options.upstreams === undefined ? [] : toTargetUrls(options.upstreams, 'upstreams')
   const lifetimeClose = options.lifetimeClose ?? [1001, 'Connection lifetime reached']
   if (!Array.isArray(lifetimeClose) || typeof lifetimeClose[0] !== 'number' || !isSendableCode(lifetimeClose[0])) {
@@ -149,6 +156,11 @@ export function resolveOptions(input: WebSocketProxyOptions['target'] | WebSocke
     upstreams,
     maxLifetime: options.maxLifetime ?? DEFAULTS.maxLifetime,
     lifetimeClose: [lifetimeClose[0], lifetimeClose[1] ?? ''],
+    protocolOffer: options.protocolOffer,
+    limits: limits && (limits.connections !== undefined || limits.perIp !== undefined || limits.perUser !== undefined) ? limits : undefined,
+    rates: limits && (limits.messagesPerSecond || limits.bytesPerSecond)
+      ? { messages: limits.messagesPerSecond ?? 0, bytes: limits.bytesPerSecond ?? 0 }
+      : undefined,
     onUpstreamConnect: options.onUpstreamConnect,
     onUpstreamOpen: options.onUpstreamOpen,
     onUpstreamClose: options.onUpstreamClose,
@@ -198,4 +210,23 @@ function isHashKey(value: unknown): boolean {
 /** Codes a proxy may send in a close frame (RFC 6455 §7.4). */
 function isSendableCode(code: number): boolean {
   return code === 1000 || code === 1001 || code === 1008 || code === 1011 || (code >= 3000 && code <= 4999)
+}
+
+const LIMIT_KEYS = ['connections', 'perIp', 'perUser', 'messagesPerSecond', 'bytesPerSecond'] as const
+
+function checkLimits(limits: WebSocketProxyLimits | undefined): WebSocketProxyLimits | undefined {
+  if (limits === undefined) return undefined
+  if (!limits || typeof limits !== 'object' || Array.isArray(limits)) fail('limits', 'must be an object { connections?, perIp?, perUser?, messagesPerSecond?, bytesPerSecond? }')
+  for (const key of Object.keys(limits)) {
+    if (!(LIMIT_KEYS as readonly string[]).includes(key)) fail(`limits.${key}`, `is not a limit; known limits: ${LIMIT_KEYS.join(', ')}`)
+  }
+  for (const key of LIMIT_KEYS) {
+    const value = limits[key]
+    if (value === undefined) continue
+    const integer = key === 'connections' || key === 'perIp' || key === 'perUser'
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+      fail(`limits.${key}`, `must be a positive ${integer ? 'integer' : 'number'}, got ${String(value)}`)
+    }
+  }
+  return limits
 }

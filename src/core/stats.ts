@@ -1,3 +1,4 @@
+import type { ConnectionLimits } from './limits'
 import type { UpstreamPool } from './pool'
 import type { WebSocketProxyCloseCause, WebSocketProxyStats } from './types'
 
@@ -10,6 +11,8 @@ export interface ProxyCounters {
   messagesToClient: number
   bytesToUpstream: number
   bytesToClient: number
+  refused: Record<number, number>
+  limited: { connections: number, perIp: number, perUser: number, messageRate: number, byteRate: number }
 }
 
 export function createCounters(): ProxyCounters {
@@ -30,16 +33,24 @@ export function createCounters(): ProxyCounters {
       'shutdown': 0,
       'lifetime': 0,
       'revoked': 0,
+      'rate-limit': 0,
     },
     messagesToUpstream: 0,
     messagesToClient: 0,
     bytesToUpstream: 0,
     bytesToClient: 0,
+    refused: {},
+    limited: { connections: 0, perIp: 0, perUser: 0, messageRate: 0, byteRate: 0 },
   }
 }
 
+/** Count an upgrade refused with `status`. */
+export function countRefusal(c: ProxyCounters, status: number): void {
+  c.refused[status] = (c.refused[status] ?? 0) + 1
+}
+
 /** A snapshot of the counters in their public shape. */
-export function snapshotCounters(c: ProxyCounters, pool: UpstreamPool): WebSocketProxyStats {
+export function snapshotCounters(c: ProxyCounters, pool: UpstreamPool, limits?: ConnectionLimits): WebSocketProxyStats {
   return {
     open: c.open,
     opened: c.opened,
@@ -47,5 +58,8 @@ export function snapshotCounters(c: ProxyCounters, pool: UpstreamPool): WebSocke
     messages: { toUpstream: c.messagesToUpstream, toClient: c.messagesToClient },
     bytes: { toUpstream: c.bytesToUpstream, toClient: c.bytesToClient },
     upstreams: pool.snapshot(),
+    refused: { ...c.refused },
+    limited: { ...c.limited },
+    ...(limits ? { limits: limits.snapshot() } : {}),
   }
 }

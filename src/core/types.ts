@@ -62,6 +62,29 @@ export interface WebSocketProxyHealthCheck {
   timeout?: number
 }
 
+/**
+ * Limits against abuse (all off by default). Connection caps are per proxy (one route) and per
+ * server instance: an upgrade over a cap is refused with 429 and `Retry-After: 5` before anything
+ * is dialled. Rates are per client connection, token buckets holding one second's worth: a client
+ * that sends faster is closed with 1008 (`Message rate limit exceeded` / `Byte rate limit
+ * exceeded`); the upstream gets 1001.
+ */
+export interface WebSocketProxyLimits {
+  /** Connections of this proxy at once (including upgrades still completing). */
+  connections?: number
+  /**
+   * Connections per client address at once: the socket's address, or the `clientAddress` a
+   * wrapper put in the upgrade's `request.context` (the Nitro runtime does, with `trustProxy`).
+   */
+  perIp?: number
+  /** Connections per user at once (`request.context.user`: its `id`, `sub` or `email`). */
+  perUser?: number
+  /** Messages per second from one client (burst: one second's worth). */
+  messagesPerSecond?: number
+  /** Payload bytes per second from one client (burst: one second's worth). */
+  bytesPerSecond?: number
+}
+
 /** Counters of one upstream of a pool, in `stats().upstreams`. */
 export interface WebSocketProxyUpstreamStats {
   /** Connections assigned to it now (dialling or open). */
@@ -103,7 +126,8 @@ export interface WebSocketProxyUpstream {
  * - `client-heartbeat` / `upstream-heartbeat`: a leg did not answer pings in time.
  * - `shutdown`: `closeAll()` or `drainAll()` was called.
  * - `lifetime`: the connection reached `maxLifetime`.
- * - `revoked`: closed by `close()` (e.g. the user logged out).
+ * - `revoked`: closed by `closeMatching()` (e.g. the user logged out).
+ * - `rate-limit`: the client sent faster than `limits.messagesPerSecond` / `bytesPerSecond`.
  */
 export type WebSocketProxyCloseCause =
   | 'client'
@@ -119,6 +143,7 @@ export type WebSocketProxyCloseCause =
   | 'shutdown'
   | 'lifetime'
   | 'revoked'
+  | 'rate-limit'
 
 /** Details passed to `onUpstreamClose`. */
 export interface WebSocketProxyCloseDetails extends WebSocketProxyUpstream {
@@ -177,6 +202,8 @@ export interface WebSocketProxyOptions {
    * @default 0
    */
   maxLifetime?: number
+  /** Caps on connections and client send rates (off by default). */
+  limits?: WebSocketProxyLimits
   /**
    * Close code (and reason) sent at `maxLifetime`.
    * @default [1001, 'Connection lifetime reached']
@@ -189,6 +216,12 @@ export interface WebSocketProxyOptions {
    * @default true
    */
   forwardProtocol?: boolean
+  /**
+   * Rewrite the client's (valid) subprotocol offer before it is forwarded upstream and answered,
+   * e.g. to drop an entry that carries a token. Called in `upgrade`.
+   * @example offer => offer.filter(p => !p.startsWith('base64url.bearer.'))
+   */
+  protocolOffer?: (offer: string[], request: Request) => string[]
   /**
    * Extra headers for the upstream handshake (object, `Headers`, pairs, or a per-connection
    * function). Honoured by constructors taking a third options argument (`ws`, undici); the
@@ -300,6 +333,12 @@ export interface WebSocketProxyStats {
   bytes: { toUpstream: number, toClient: number }
   /** Per upstream (keyed by origin, e.g. `ws://10.0.0.1:4000`): only upstreams dialled or registered. */
   upstreams: Record<string, WebSocketProxyUpstreamStats>
+  /** Upgrades this proxy refused, by HTTP status (400 malformed, 429 limits, 503 draining; upstream-first: 4xx passed through, 502, 504). */
+  refused: Record<number, number>
+  /** Refusals and closes by limit: the 429s by cap, the 1008s by rate. */
+  limited: { connections: number, perIp: number, perUser: number, messageRate: number, byteRate: number }
+  /** With connection caps: slots held now (connections and upgrades completing), distinct addresses and users. */
+  limits?: { connections: number, addresses: number, users: number }
 }
 
 /** The hooks returned by {@link createWebSocketProxy}, plus control of its connections. */

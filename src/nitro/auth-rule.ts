@@ -1,12 +1,29 @@
-import type { NormalizedAuthRule, RequiredUserValue } from '../runtime/auth/types'
+import type { JwtTransport, NormalizedAuthRule, NormalizedJwtRule, RequiredUserValue } from '../runtime/auth/types'
 import { normalizeOrigin } from '../runtime/auth/origin'
-import { DEFAULT_USER_HEADER, NITRO_PASSWORD_ENV, NUXT_PASSWORD_ENV, NUXT_SESSION_PASSWORD_ENV } from '../runtime/auth/types'
+import {
+  ASYMMETRIC_ALGORITHMS,
+  DEFAULT_CLOCK_TOLERANCE,
+  DEFAULT_USER_HEADER,
+  EXTRA_ASYMMETRIC_ALGORITHMS,
+  HMAC_ALGORITHMS,
+  MAX_CLOCK_TOLERANCE,
+  NITRO_JWT_SECRET_ENV,
+  NITRO_PASSWORD_ENV,
+  NUXT_JWT_SECRET_ENV,
+  NUXT_PASSWORD_ENV,
+  NUXT_SESSION_PASSWORD_ENV,
+} from '../runtime/auth/types'
 import { HEADER_NAME_RE, handshakeHeaderProblem } from '../runtime/headers'
 
-export type { AuthRuleInput, NormalizedAuthRule } from '../runtime/auth/types'
+export type { AuthRuleInput, JwtRuleInput, NormalizedAuthRule, NormalizedJwtRule } from '../runtime/auth/types'
 
-const KNOWN_KEYS = ['session', 'allowedOrigins', 'trustProxy', 'requireUser', 'userHeader', 'forwardCookies'] as const
+const KNOWN_KEYS = ['session', 'jwt', 'hook', 'allowedOrigins', 'trustProxy', 'requireUser', 'userHeader', 'forwardCookies'] as const
+const JWT_KEYS = ['jwks', 'issuer', 'audience', 'from', 'algorithms', 'clockTolerance'] as const
 const SECRET_KEY_RE = /password|secret/i
+/** Inside `jwt`: a key (or a private one) has no place in a rule either. */
+const JWT_SECRET_KEY_RE = /password|secret|private|^key$|^k$/i
+/** A query parameter name a token may travel in (unreserved URL characters). */
+const QUERY_NAME_RE = /^[\w.~-]{1,64}$/
 
 /** Options of {@link validateAuthRule}. */
 export interface ValidateAuthRuleOptions {
@@ -24,31 +41,154 @@ function describe(value: unknown): string {
   return value === null ? 'null' : typeof value === 'object' ? 'an object' : String(value)
 }
 
-/** Where a secret-looking key sits in the rule (top level or inside `session`), without its value. */
+/** Where a secret-looking key sits in the rule (top level, inside `session` or `jwt`), without its value. */
 function findSecretKey(input: Record<string, unknown>): string | undefined {
   const top = Object.keys(input).find(key => SECRET_KEY_RE.test(key))
   if (top) {
     return `.${top}`
   }
-  const session = input.session
-  if (session && typeof session === 'object' && !Array.isArray(session)) {
-    const nested = Object.keys(session).find(key => SECRET_KEY_RE.test(key))
-    if (nested) {
-      return `.session.${nested}`
+  for (const [field, re] of [['session', SECRET_KEY_RE], ['jwt', JWT_SECRET_KEY_RE]] as const) {
+    const nestedObject = input[field]
+    if (nestedObject && typeof nestedObject === 'object' && !Array.isArray(nestedObject)) {
+      const nested = Object.keys(nestedObject).find(key => re.test(key))
+      if (nested) {
+        return `.${field}.${nested}`
+      }
     }
   }
   return undefined
 }
 
+/** Accept a string or a non-empty list of non-empty strings; normalise to a list. */
+function stringList(value: unknown, field: string, example: string, fail: (message: string) => never): string[] {
+  const list = typeof value === 'string' ? [value] : value
+  if (!Array.isArray(list) || list.length === 0) {
+    fail(`.${field} must be a string or a non-empty list of strings, like ${example} (got ${describe(value)}).`)
+  }
+  ;(list as unknown[]).forEach((item, index) => {
+    if (typeof item !== 'string' || item.trim() === '') {
+      fail(`.${field}${typeof value === 'string' ? '' : `[${index}]`} must be a non-empty string, like ${example} (got ${describe(item)}).`)
+    }
+  })
+  return [...new Set(list as string[])]
+}
+
+/** Validate and normalise `auth.jwt` (`true` is `{}`). */
+function validateJwtRule(value: unknown, fail: (message: string) => never): NormalizedJwtRule {
+  if (value === true) {
+    value = {}
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) {
+    fail(`.jwt must be an object like { jwks: 'https://id.example.com/.well-known/jwks.json' } or true (got ${describe(value)}).`)
+  }
+  const input = value as Record<string, unknown>
+  for (const key of Object.keys(input)) {
+    if (!(JWT_KEYS as readonly string[]).includes(key)) {
+      fail(`.jwt.${key} is not an option. Known options: ${JWT_KEYS.join(', ')}.`)
+    }
+  }
+
+  let jwks: string | undefined
+  if (input.jwks !== undefined) {
+    let url: URL | undefined
+    try {
+      url = typeof input.jwks === 'string' ? new URL(input.jwks) : undefined
+    }
+    catch {}
+    if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:') || !url.hostname) {
+      fail(`.jwt.jwks must be the http(s) URL of a JSON Web Key Set, like 'https://id.example.com/.well-known/jwks.json' (got ${describe(input.jwks)}).`)
+    }
+    if (url!.username || url!.password) {
+      fail(`.jwt.jwks must not contain credentials: route rules are written in plain text into the build output.`)
+    }
+    if (url!.hash) {
+      fail(`.jwt.jwks must not contain a #fragment (got ${describe(input.jwks)}).`)
+    }
+    jwks = url!.href
+  }
+
+  const normalized: NormalizedJwtRule = {
+    ...(jwks ? { jwks } : {}),
+    from: ['header'],
+    algorithms: [...(jwks ? ASYMMETRIC_ALGORITHMS : HMAC_ALGORITHMS)],
+    clockTolerance: DEFAULT_CLOCK_TOLERANCE,
+  }
+  if (input.issuer !== undefined) {
+    normalized.issuer = stringList(input.issuer, 'jwt.issuer', `'https://id.example.com/'`, fail)
+  }
+  if (input.audience !== undefined) {
+    normalized.audience = stringList(input.audience, 'jwt.audience', `'stream-api'`, fail)
+  }
+
+  if (input.from !== undefined) {
+    if (!Array.isArray(input.from) || input.from.length === 0) {
+      fail(`.jwt.from must be a non-empty list of transports, like ['header', 'query:access_token', 'protocol'] (got ${describe(input.from)}).`)
+    }
+    const from: JwtTransport[] = []
+    ;(input.from as unknown[]).forEach((transport, index) => {
+      const ok = transport === 'header' || transport === 'protocol'
+        || (typeof transport === 'string' && transport.startsWith('query:') && QUERY_NAME_RE.test(transport.slice('query:'.length)))
+      if (!ok) {
+        fail(`.jwt.from[${index}] must be 'header' (Authorization: Bearer), 'protocol' (a base64url.bearer.<token> subprotocol entry) or 'query:<name>' with a parameter name of letters, digits and _.~- (got ${describe(transport)}).`)
+      }
+      if (from.includes(transport as JwtTransport)) {
+        fail(`.jwt.from[${index}] repeats ${describe(transport)}.`)
+      }
+      from.push(transport as JwtTransport)
+    })
+    normalized.from = from
+  }
+
+  if (input.algorithms !== undefined) {
+    if (!Array.isArray(input.algorithms) || input.algorithms.length === 0) {
+      fail(`.jwt.algorithms must be a non-empty list, like ['${jwks ? 'RS256' : 'HS256'}'] (got ${describe(input.algorithms)}).`)
+    }
+    const algorithms: string[] = []
+    ;(input.algorithms as unknown[]).forEach((alg, index) => {
+      const at = `.jwt.algorithms[${index}]`
+      if (typeof alg === 'string' && alg.toLowerCase() === 'none') {
+        fail(`${at} must not be 'none': an unsigned token would let anyone in.`)
+      }
+      const known = [...ASYMMETRIC_ALGORITHMS, ...EXTRA_ASYMMETRIC_ALGORITHMS, ...HMAC_ALGORITHMS]
+      if (typeof alg !== 'string' || !known.includes(alg)) {
+        fail(`${at} must be one of ${known.join(', ')} (got ${describe(alg)}).`)
+      }
+      const hmac = HMAC_ALGORITHMS.includes(alg as string)
+      if (jwks && hmac) {
+        fail(`${at} is ${describe(alg)}, an HMAC algorithm: it is verified with a shared secret, not with the jwks keys. List asymmetric algorithms (like 'RS256'), or remove jwks and set ${NITRO_JWT_SECRET_ENV}.`)
+      }
+      if (!jwks && !hmac) {
+        fail(`${at} is ${describe(alg)}, which needs the issuer's public keys: set jwt.jwks, or use HS256/HS384/HS512 with ${NITRO_JWT_SECRET_ENV}.`)
+      }
+      if (algorithms.includes(alg as string)) {
+        fail(`${at} repeats ${describe(alg)}.`)
+      }
+      algorithms.push(alg as string)
+    })
+    normalized.algorithms = algorithms
+  }
+
+  if (input.clockTolerance !== undefined) {
+    const tolerance = input.clockTolerance
+    if (typeof tolerance !== 'number' || !Number.isFinite(tolerance) || tolerance < 0 || tolerance > MAX_CLOCK_TOLERANCE) {
+      fail(`.jwt.clockTolerance must be a number of seconds from 0 to ${MAX_CLOCK_TOLERANCE} (got ${describe(tolerance)}).`)
+    }
+    normalized.clockTolerance = tolerance as number
+  }
+  return normalized
+}
+
 /**
  * Validate and normalise the `auth` field of a `wsProxy` route rule at build time. Throws a
  * `TypeError` whose message names the field and the remedy; refuses any password or secret
- * (route rules ship in plain text in the build output).
+ * (route rules ship in plain text in the build output). The rule must name exactly one method:
+ * `session: true`, `jwt: {...}` or `hook: true`.
  *
- * `undefined`/`false` give `{ session: false, ... }` (no authentication); `true` is short for
- * `{ session: true }`.
+ * `undefined`/`false`/`{ session: false }` give `{ session: false, ... }` (no authentication);
+ * `true` is short for `{ session: true }`.
  *
  * @example validateAuthRule('/live/**', { session: true, allowedOrigins: ['https://app.example.com'] })
+ * @example validateAuthRule('/api/**', { jwt: { jwks: 'https://id.example.com/jwks.json', audience: 'api' } })
  */
 export function validateAuthRule(route: string, value: unknown, options: ValidateAuthRuleOptions = {}): NormalizedAuthRule {
   const at = `[nitro-ws-proxy] routeRules['${route}'].wsProxy.auth`
@@ -69,15 +209,18 @@ export function validateAuthRule(route: string, value: unknown, options: Validat
     return { ...normalized, session: true }
   }
   if (typeof value !== 'object' || Array.isArray(value)) {
-    fail(` must be an object like { session: true }, true or false (got ${describe(value)}).`)
+    fail(` must be an object like { session: true }, { jwt: { ... } } or { hook: true }, true or false (got ${describe(value)}).`)
   }
 
-  const envs = options.passwordEnv
-    ? (typeof options.passwordEnv === 'string' ? options.passwordEnv : options.passwordEnv.join(' / '))
-    : `${NITRO_PASSWORD_ENV} (Nuxt: ${NUXT_PASSWORD_ENV} or ${NUXT_SESSION_PASSWORD_ENV})`
   const secretPath = findSecretKey(value as Record<string, unknown>)
   if (secretPath) {
-    fail(`${secretPath} must not be set: route rules are written in plain text into the build output. Set the session password with the ${envs} environment variable (runtime config), never in routeRules.`)
+    const jwt = (value as Record<string, unknown>).jwt
+    const remedy = jwt !== undefined && jwt !== false
+      ? `Set the JWT secret with the ${NITRO_JWT_SECRET_ENV} (Nuxt: ${NUXT_JWT_SECRET_ENV}) environment variable (runtime config), or give jwt.jwks the URL of the issuer's public keys; never a key in routeRules.`
+      : `Set the session password with the ${options.passwordEnv
+        ? (typeof options.passwordEnv === 'string' ? options.passwordEnv : options.passwordEnv.join(' / '))
+        : `${NITRO_PASSWORD_ENV} (Nuxt: ${NUXT_PASSWORD_ENV} or ${NUXT_SESSION_PASSWORD_ENV})`} environment variable (runtime config), never in routeRules.`
+    fail(`${secretPath} must not be set: route rules are written in plain text into the build output. ${remedy}`)
   }
 
   const input = value as Record<string, unknown>
@@ -87,10 +230,30 @@ export function validateAuthRule(route: string, value: unknown, options: Validat
     }
   }
 
-  if (typeof input.session !== 'boolean') {
-    fail(`.session must be true (require a session with a user) or false (got ${describe(input.session)}). It is the only authentication method, so it is required.`)
+  if (input.session !== undefined && typeof input.session !== 'boolean') {
+    fail(`.session must be true (require a session with a user) or false (got ${describe(input.session)}).`)
   }
-  normalized.session = input.session as boolean
+  if (input.hook !== undefined && typeof input.hook !== 'boolean') {
+    fail(`.hook must be true (the ws-proxy:auth hook sets the user) or false (got ${describe(input.hook)}).`)
+  }
+  const methods = [
+    input.session === true && 'session',
+    input.jwt !== undefined && input.jwt !== false && 'jwt',
+    input.hook === true && 'hook',
+  ].filter((m): m is string => Boolean(m))
+  if (methods.length > 1) {
+    fail(` must name exactly one method of session, jwt and hook (got ${methods.join(' and ')}): use one rule per method.`)
+  }
+  if (methods.length === 0 && input.session !== false && input.jwt !== false && input.hook !== false) {
+    fail(` must name one method: session: true (a sealed session cookie), jwt: { ... } (a bearer token) or hook: true (the ws-proxy:auth hook decides); or be false for no auth.`)
+  }
+  normalized.session = input.session === true
+  if (methods[0] === 'jwt') {
+    normalized.jwt = validateJwtRule(input.jwt, fail)
+  }
+  if (methods[0] === 'hook') {
+    normalized.hook = true
+  }
 
   if (input.allowedOrigins !== undefined) {
     if (!Array.isArray(input.allowedOrigins)) {

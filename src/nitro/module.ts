@@ -7,6 +7,7 @@ import { defu } from 'defu'
 import type { Nitro, NitroModule } from 'nitropack/types'
 import { resolveShutdown } from '../runtime/shutdown'
 import { normalizeWsProxyRules, type NormalizedWsProxyRule } from './rules'
+import { authMethod } from '../runtime/auth/types'
 import type { WsProxyModuleOptions } from './types'
 import { guardDevServerUpgrades } from './dev-guard'
 import { checkPreset } from './presets'
@@ -16,6 +17,9 @@ export const VIRTUAL_PREFIX = '#nitro-ws-proxy/route-'
 
 /** The virtual server plugin that checks the session password at start (only with session auth). */
 export const SESSION_CHECK_PLUGIN = '#nitro-ws-proxy/session-password-check'
+
+/** The virtual server plugin that checks the JWT secret at start (only with `jwt` rules without `jwks`). */
+export const JWT_CHECK_PLUGIN = '#nitro-ws-proxy/jwt-secret-check'
 
 /**
  * The Nitro module: one WebSocket handler per `routeRules` entry with `wsProxy`.
@@ -110,8 +114,9 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
   for (const id of Object.keys(nitro.options.virtual)) {
     if (id.startsWith(VIRTUAL_PREFIX)) delete nitro.options.virtual[id]
   }
-  nitro.options.plugins = nitro.options.plugins.filter(p => p !== SESSION_CHECK_PLUGIN)
+  nitro.options.plugins = nitro.options.plugins.filter(p => p !== SESSION_CHECK_PLUGIN && p !== JWT_CHECK_PLUGIN)
   delete nitro.options.virtual[SESSION_CHECK_PLUGIN]
+  delete nitro.options.virtual[JWT_CHECK_PLUGIN]
   if (!rules.length) return rules
 
   const distDir = findDistDir()
@@ -137,20 +142,23 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
     if (JSON.stringify(current[name]) === entry) delete current[name]
   }
   const entries = Object.fromEntries(rules.map(rule => [rule.name, rule.runtime]))
-  runtimeConfig.wsProxy = defu(current, entries, { shutdown: resolveShutdown(options.shutdown, 'wsProxy.shutdown') })
+  // `trustProxy: ''` (unset) exists so that NITRO_WS_PROXY_TRUST_PROXY applies (origin checks, `limits.perIp`).
+  runtimeConfig.wsProxy = defu(current, entries, { shutdown: resolveShutdown(options.shutdown, 'wsProxy.shutdown'), trustProxy: '' })
   writtenEntries.set(nitro, Object.fromEntries(rules.map(rule => [rule.name, JSON.stringify(runtimeConfig.wsProxy[rule.name])])))
-  // Only `auth.session === true` turns auth on (`auth: false` / `{ session: false }` normalise
-  // to no `auth`, see rules.ts).
-  const protectedRoutes = rules.filter(rule => rule.auth?.session === true).map(rule => rule.route)
+  // Rules with auth off (`auth: false` / `{ session: false }`) have no `auth` (see rules.ts).
+  const protectedRoutes = rules.filter(rule => authMethod(rule.auth) === 'session').map(rule => rule.route)
+  const secretRoutes = rules.filter(rule => authMethod(rule.auth) === 'jwt' && !rule.auth!.jwt!.jwks).map(rule => rule.route)
+  // Auth settings (read by the auth runtime): the keys must exist for Nitro to apply their env
+  // overrides (NITRO_WS_PROXY_SESSION_PASSWORD, ..._JWT_SECRET, ..._TRUST_PROXY, ...). '' is
+  // unset. Private (never under `public`); the secrets themselves are only ever set at runtime.
+  if (rules.some(rule => rule.auth)) {
+    runtimeConfig.wsProxy = defu(runtimeConfig.wsProxy, { trustProxy: '', hookTimeout: '' })
+  }
   if (protectedRoutes.length) {
-    // Session auth settings (read by the auth runtime): the keys must exist for Nitro to apply
-    // their env overrides (NITRO_WS_PROXY_SESSION_PASSWORD, ..._TRUST_PROXY, ...). '' is unset.
-    // Private (never under `public`); the password itself is only ever set at runtime.
-    runtimeConfig.wsProxy = defu(runtimeConfig.wsProxy, {
-      session: { password: '', name: '', maxAge: '' },
-      trustProxy: '',
-      hookTimeout: '',
-    })
+    runtimeConfig.wsProxy = defu(runtimeConfig.wsProxy, { session: { password: '', name: '', maxAge: '' } })
+  }
+  if (secretRoutes.length) {
+    runtimeConfig.wsProxy = defu(runtimeConfig.wsProxy, { jwt: { secret: '' } })
   }
 
   const codes = generatedCode.get(nitro) ?? new Map<string, string>()
@@ -184,6 +192,11 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
     // session-protected route has no usable password.
     nitro.options.virtual[SESSION_CHECK_PLUGIN] = sessionCheckCode(protectedRoutes, { runtimeDir, framework })
     nitro.options.plugins.push(SESSION_CHECK_PLUGIN)
+  }
+  if (secretRoutes.length) {
+    // Same for `jwt` routes verified with the shared secret (no `jwks`).
+    nitro.options.virtual[JWT_CHECK_PLUGIN] = jwtCheckCode(secretRoutes, { runtimeDir, framework })
+    nitro.options.plugins.push(JWT_CHECK_PLUGIN)
   }
   return rules
 }
@@ -272,6 +285,19 @@ export function sessionCheckCode(routes: string[], ctx: { runtimeDir: string, fr
   ].join('\n')
 }
 
+/** The generated server plugin checking the JWT secret when the server starts. */
+export function jwtCheckCode(routes: string[], ctx: { runtimeDir: string, framework: 'nitro' | 'nuxt' }): string {
+  return [
+    `import { useRuntimeConfig } from 'nitropack/runtime'`,
+    `import { defineJwtSecretCheck } from ${JSON.stringify(`${ctx.runtimeDir}auth/startup.mjs`)}`,
+    `export default defineJwtSecretCheck({`,
+    `  routes: ${JSON.stringify(routes)},`,
+    `  framework: ${JSON.stringify(ctx.framework)},`,
+    `  useRuntimeConfig,`,
+    `})`,
+  ].join('\n')
+}
+
 /** The generated module of one rule: composition of core, runtime handler and client. */
 export function handlerCode(
   rule: NormalizedWsProxyRule,
@@ -284,14 +310,19 @@ export function handlerCode(
   ]
   if (ctx.useWs) imports.push(`import { WebSocket } from ${JSON.stringify(`${ctx.runtimeDir}ws.mjs`)}`)
   const body = [`const runtimeConfig = useRuntimeConfig()`]
-  // Session auth (issue 5): the route's check, with the session settings of the runtime config.
-  if (rule.auth?.session === true) {
-    imports.push(`import { createRouteAuth, resolveSessionConfig } from ${JSON.stringify(`${ctx.runtimeDir}auth/index.mjs`)}`)
+  // Auth (session, jwt or hook): the route's check, with the secrets of the runtime config.
+  const method = authMethod(rule.auth)
+  if (method) {
+    const framework = JSON.stringify(ctx.framework)
+    const usesSecret = method === 'jwt' && !rule.auth!.jwt!.jwks
+    const resolvers = [method === 'session' && 'resolveSessionConfig', usesSecret && 'resolveJwtConfig'].filter(Boolean)
+    imports.push(`import { ${['createRouteAuth', ...resolvers].join(', ')} } from ${JSON.stringify(`${ctx.runtimeDir}auth/index.mjs`)}`)
+    if (method === 'session') body.push(`const { session, passwordEnv } = resolveSessionConfig(runtimeConfig, ${framework})`)
+    if (usesSecret) body.push(`const { jwt, secretEnv } = resolveJwtConfig(runtimeConfig, ${framework})`)
     body.push(
-      `const { session, passwordEnv } = resolveSessionConfig(runtimeConfig, ${JSON.stringify(ctx.framework)})`,
       `const auth = createRouteAuth(${JSON.stringify(rule.route)}, ${JSON.stringify(rule.auth)}, {`,
-      `  session,`,
-      `  passwordEnv,`,
+      ...(method === 'session' ? [`  session,`, `  passwordEnv,`] : []),
+      ...(usesSecret ? [`  jwt,`, `  secretEnv,`] : []),
       `  trustProxy: runtimeConfig.wsProxy?.trustProxy === true,`,
       `  hookTimeout: [undefined, null, ''].includes(runtimeConfig.wsProxy?.hookTimeout) ? undefined : Number(runtimeConfig.wsProxy.hookTimeout),`,
       `  callHook: (name, ctx) => useNitroApp().hooks.callHook(name, ctx),`,
@@ -307,7 +338,7 @@ export function handlerCode(
     `  WebSocket: ${ctx.useWs ? 'WebSocket' : 'undefined'},`,
     `  runtimeConfig,`,
     `  dev: ${ctx.dev},`,
-    `  auth: ${rule.auth?.session === true ? 'auth' : 'undefined'},`,
+    `  auth: ${method ? 'auth' : 'undefined'},`,
     `})`,
   )
   const lines = [...imports, ...body]

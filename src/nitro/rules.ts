@@ -6,6 +6,7 @@
 import { checkRuleOptions, RUNTIME_OPTION_KEYS, type WsProxyRuleOptions } from '../runtime/options'
 import { toEnvSuffix } from '../runtime/env'
 import { type NormalizedAuthRule, validateAuthRule } from './auth-rule'
+import { authMethod } from '../runtime/auth/types'
 
 /** One proxied route, ready for code generation. */
 export interface NormalizedWsProxyRule {
@@ -19,7 +20,7 @@ export interface NormalizedWsProxyRule {
   envPrefix: string
   /** The runtime config entry: every overridable option, unset ones as `''` (Nitro's own placeholder). */
   runtime: Record<string, unknown>
-  /** The rule's normalised `auth`, when it turns session auth on (applied by the auth runtime). */
+  /** The rule's normalised `auth`, when it turns a method on (session, jwt or hook; applied by the auth runtime). */
   auth?: NormalizedAuthRule
 }
 
@@ -27,8 +28,8 @@ export interface NormalizedWsProxyRule {
 export const RULE_KEYS = ['name', 'auth', ...RUNTIME_OPTION_KEYS] as const
 
 const NAME_RE = /^[a-z][a-z\d]*$/i
-/** Keys of `runtimeConfig.wsProxy` that are not rules (session auth settings). */
-const RESERVED_NAMES = new Set(['session', 'trustProxy', 'hookTimeout', 'defaults', 'routes', 'shutdown'])
+/** Keys of `runtimeConfig.wsProxy` that are not rules (auth and shutdown settings). */
+const RESERVED_NAMES = new Set(['session', 'jwt', 'trustProxy', 'hookTimeout', 'defaults', 'routes', 'shutdown'])
 const ROUTE_RE = /^\/[^*:?#]*?(?:\/\*\*)?$/
 
 /**
@@ -89,7 +90,7 @@ export function normalizeWsProxyRules(
     }
     names.set(envName, route)
 
-    // Session auth (issue 5): validated and normalised by the auth rule validator.
+    // Auth (session, jwt or hook): validated and normalised by the auth rule validator.
     const authRule = auth === undefined ? undefined : validateAuthRule(route, auth)
 
     const runtime: Record<string, unknown> = {}
@@ -108,7 +109,7 @@ export function normalizeWsProxyRules(
       name,
       envPrefix: `NITRO_WS_PROXY_${envName}_`,
       runtime,
-      auth: authRule?.session ? authRule : undefined,
+      auth: authMethod(authRule) ? authRule : undefined,
     })
   }
   return rules

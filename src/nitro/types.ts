@@ -1,8 +1,8 @@
-import type { AuthRuleInput, WsProxyAuthContext } from '../runtime/auth/types'
+import type { AuthRuleInput, JwtRuleInput, WsProxyAuthContext } from '../runtime/auth/types'
 import type { WsProxyRule, WsProxyRuleOptions } from '../runtime/options'
 import type { WsProxyShutdownOptions } from '../runtime/shutdown'
 
-export type { AuthRuleInput, WsProxyAuthContext, WsProxyRule, WsProxyRuleOptions, WsProxyShutdownOptions }
+export type { AuthRuleInput, JwtRuleInput, WsProxyAuthContext, WsProxyRule, WsProxyRuleOptions, WsProxyShutdownOptions }
 
 /** Options of the Nitro module: `wsProxy` in `nitro.config` (and of the Nuxt module). */
 export interface WsProxyModuleOptions {
@@ -42,9 +42,17 @@ interface WsProxyRouteConfig {
 /** Runtime hooks nitro-ws-proxy calls (`nitroApp.hooks.hook(...)` in a server plugin). */
 interface WsProxyRuntimeHooks {
   /**
-   * An upgrade on a session-protected route passed the built-in checks (origin, session, user,
-   * `requireUser`); nothing is dialled yet. Set `ctx.deny` to refuse, edit `ctx.headers` to change
-   * what the upstream receives, lower `ctx.expiresAt` to end the connection earlier.
+   * An upgrade on a route with `auth` (any method); nothing is dialled yet. On `session` and `jwt`
+   * routes the built-in checks passed (origin, session or token, user, `requireUser`); on `hook`
+   * routes (`auth: { hook: true }`) only the origin check ran, and the hook decides by setting
+   * `ctx.user` (none: 401). Set `ctx.deny` to refuse, edit `ctx.headers` to change what the
+   * upstream receives, lower `ctx.expiresAt` to end the connection earlier.
+   * @example
+   * nitroApp.hooks.hook('ws-proxy:auth', async (ctx) => {
+   *   if (ctx.method !== 'hook') return
+   *   const found = await auth.api.getSession({ headers: ctx.request.headers }) // Better Auth
+   *   if (found) ctx.user = { id: found.user.id, name: found.user.name }
+   * })
    */
   'ws-proxy:auth': (ctx: WsProxyAuthContext) => void | Promise<void>
 }

@@ -12,23 +12,30 @@ import type {
 } from '../core/types'
 import { toEnvSuffix } from './env'
 import { clearExpiry, scheduleExpiry } from './auth/expiry'
+import { withoutQueryParams } from './auth/query'
 import { rejectUpgrade as reject } from '../core/reject'
 import { forwardedHeaders } from './forwarded'
 import { checkRuleOptions, type CheckedRuleOptions } from './options'
 import { mapTarget, pathBelow, splitRequestUrl } from './target'
 
-/** What `createRouteAuth` (session auth runtime) returns for a route. */
+/** What `createRouteAuth` (auth runtime) returns for a route. */
 export interface RouteAuth {
   /** A `Response` rejects the upgrade; otherwise the upgrade proceeds. */
   check: (request: Request) => Promise<Response | RouteAuthGrant>
+  /** Query parameters carrying tokens: removed from the query before the upstream URL is mapped. */
+  queryParams?: readonly string[]
+  /** Rewrites the subprotocol offer (drops token entries) before it is forwarded and answered. */
+  protocolOffer?: (offer: string[]) => string[]
 }
 
-/** An accepted upgrade: identity headers for the upstream and when the session ends. */
+/** An accepted upgrade: identity headers for the upstream and when the session or token ends. */
 export interface RouteAuthGrant {
   /** Headers added to the upstream handshake (identity of the user). */
   headers?: Record<string, string>
-  /** Epoch milliseconds at which the connection is closed (session expiry). */
+  /** Epoch milliseconds at which the connection is closed with 1008 (session or token expiry). */
   expiresAt?: number
+  /** Reason of that close. @default 'Session expired' */
+  expiryReason?: string
   /** The authenticated user (kept in the connection's context: `hashKey: 'user'`, `useWsProxy().close`). */
   user?: unknown
 }
@@ -50,8 +57,8 @@ export interface WsProxyHandlerInput {
   /** The server's runtime config (`useRuntimeConfig()`), env overrides applied. */
   runtimeConfig: RuntimeConfigLike
   /**
-   * Session auth of the rule (`createRouteAuth(...)` of the auth runtime), when it has `auth`.
-   * Its `check` runs first on every upgrade; a `Response` rejects before anything is dialled.
+   * Auth of the rule (`createRouteAuth(...)` of the auth runtime), when it has `auth`. Its
+   * `check` runs first on every upgrade; a `Response` rejects before anything is dialled.
    */
   auth?: RouteAuth
 }
@@ -68,6 +75,7 @@ interface ConnectionState {
   urls: string | string[]
   authHeaders?: Record<string, string>
   expiresAt?: number
+  expiryReason?: string
 }
 
 const STATE = '_wsProxy'
@@ -103,7 +111,9 @@ export function defineWsProxyHandler(input: WsProxyHandlerInput) {
           if (result instanceof Response) return result
           grant = result
         }
-        const { path, query } = splitRequestUrl(request.url)
+        const { path, query: clientQuery } = splitRequestUrl(request.url)
+        // A token in the query never reaches the upstream, whichever pool entry it dials.
+        const query = auth?.queryParams?.length ? withoutQueryParams(clientQuery, auth.queryParams) : clientQuery
         const local = baseURL ? pathBelow(path, baseURL) : path
         const suffix = local === undefined ? undefined : pathBelow(local || '/', prefix)
         if (suffix === undefined) return reject(400, 'Bad Request')
@@ -124,8 +134,13 @@ export function defineWsProxyHandler(input: WsProxyHandlerInput) {
         }
 
         const context = contextOf(request)
-        context[STATE] = { urls, authHeaders: grant?.headers, expiresAt: grant?.expiresAt } satisfies ConnectionState
+        context[STATE] = { urls, authHeaders: grant?.headers, expiresAt: grant?.expiresAt, expiryReason: grant?.expiryReason } satisfies ConnectionState
         if (grant && grant.user !== undefined) context.user = grant.user
+        // `limits.perIp` behind a trusted proxy: the address it appended, not the proxy's own.
+        if (setup.trustedAddress) {
+          const address = lastForwardedFor(request.headers.get('x-forwarded-for'))
+          if (address) context.clientAddress = address
+        }
         return withContext(await proxy.upgrade(request), context)
       }
       catch (error) {
@@ -135,8 +150,8 @@ export function defineWsProxyHandler(input: WsProxyHandlerInput) {
     },
     open(peer) {
       const state = peer.context?.[STATE] as ConnectionState | undefined
-      // A session that ends while connected closes the connection with 1008.
-      if (state?.expiresAt !== undefined) scheduleExpiry(peer, peer.context, state.expiresAt)
+      // A session or token that ends while connected closes the connection with 1008.
+      if (state?.expiresAt !== undefined) scheduleExpiry(peer, peer.context, state.expiresAt, state.expiryReason)
       return proxy.open(peer)
     },
     message: (peer, message) => proxy.message(peer, message),
@@ -152,7 +167,7 @@ export function defineWsProxyHandler(input: WsProxyHandlerInput) {
 }
 
 type RouteSetup =
-  | { ok: true, proxy: WebSocketProxy, rule: CheckedRuleOptions, auth?: RouteAuth }
+  | { ok: true, proxy: WebSocketProxy, rule: CheckedRuleOptions, auth?: RouteAuth, trustedAddress: boolean }
   | { ok: false, error: string }
 
 function setupRoute(input: WsProxyHandlerInput): RouteSetup {
@@ -179,9 +194,12 @@ function setupRoute(input: WsProxyHandlerInput): RouteSetup {
         ...stateOf(peer).authHeaders,
       }),
       ...(input.WebSocket ? { WebSocket: input.WebSocket } : {}),
+      // Token entries of the subprotocol offer are neither forwarded upstream nor answered.
+      ...(input.auth?.protocolOffer ? { protocolOffer: input.auth.protocolOffer } : {}),
     })
     wsProxies.set(input.route, proxy)
-    return { ok: true, proxy, rule, auth: input.auth }
+    const trustedAddress = rule.proxy.limits?.perIp !== undefined && input.runtimeConfig.wsProxy?.trustProxy as unknown === true
+    return { ok: true, proxy, rule, auth: input.auth, trustedAddress }
   }
   catch (error) {
     const message = error instanceof Error ? error.message : String(error)
@@ -215,4 +233,11 @@ function stateOf(peer: ProxyPeer): ConnectionState {
   const state = peer.context?.[STATE] as ConnectionState | undefined
   if (!state) throw new Error('[nitro-ws-proxy] connection has no mapped target')
   return state
+}
+
+/** The last `x-forwarded-for` entry: the one the trusted reverse proxy in front appended. */
+function lastForwardedFor(value: string | null): string | undefined {
+  if (!value) return undefined
+  const hops = value.split(',')
+  return hops[hops.length - 1]!.trim() || undefined
 }

@@ -27,10 +27,12 @@ export const NUMBER_OPTIONS = [
 /** Most entries in a rule's `target` list. */
 export const MAX_TARGETS = 32
 
+const LIMIT_KEYS = ['connections', 'perIp', 'perUser', 'messagesPerSecond', 'bytesPerSecond'] as const
+
 const BALANCES: readonly WebSocketProxyBalance[] = ['least-connections', 'round-robin', 'random', 'hash']
 
 /** Pool and lifetime options passed to `createWebSocketProxy` as they are, once checked. */
-export const POOL_OPTIONS = ['balance', 'hashKey', 'healthCheck', 'lifetimeClose'] as const
+export const POOL_OPTIONS = ['balance', 'hashKey', 'healthCheck', 'lifetimeClose', 'limits'] as const
 
 /** Boolean options a rule may set. */
 export const BOOLEAN_OPTIONS = ['forwardProtocol', 'upstreamFirst', 'passthrough', 'xForwarded'] as const
@@ -47,7 +49,7 @@ type NumberOption = typeof NUMBER_OPTIONS[number]
  * A proxied route's options: the value of `routeRules[route].wsProxy` when it is an object.
  * Unset numeric and boolean options take `createWebSocketProxy`'s defaults.
  */
-export interface WsProxyRuleOptions extends Partial<Pick<WebSocketProxyOptions, NumberOption | 'forwardProtocol' | 'upstreamFirst' | 'passthrough' | 'balance' | 'healthCheck' | 'lifetimeClose'>> {
+export interface WsProxyRuleOptions extends Partial<Pick<WebSocketProxyOptions, NumberOption | 'forwardProtocol' | 'upstreamFirst' | 'passthrough' | 'balance' | 'healthCheck' | 'lifetimeClose' | 'limits'>> {
   /**
    * Upstream URL: `ws://`, `wss://` or `ws+unix:`. Ending it with `/**` appends the client path
    * below the route (`'/live/**'` + `ws://chat:8080/rooms/**`: `/live/a?x=1` dials
@@ -104,7 +106,7 @@ export interface CheckedRuleOptions {
   xForwarded: boolean
   headers: Record<string, string>
   /** Options handed to `createWebSocketProxy` as they are (unset ones are absent). */
-  proxy: Partial<Pick<WebSocketProxyOptions, NumberOption | 'forwardProtocol' | 'upstreamFirst' | 'passthrough' | 'balance' | 'hashKey' | 'healthCheck' | 'lifetimeClose'>>
+  proxy: Partial<Pick<WebSocketProxyOptions, NumberOption | 'forwardProtocol' | 'upstreamFirst' | 'passthrough' | 'balance' | 'hashKey' | 'healthCheck' | 'lifetimeClose' | 'limits'>>
 }
 
 /**
@@ -217,6 +219,25 @@ function checkPoolOptions(entry: Record<string, unknown>, field: (key: string) =
       ...(isUnset(check.path) ? {} : { path: check.path as string }),
       ...(isUnset(check.timeout) ? {} : { timeout: check.timeout as number }),
     } satisfies WebSocketProxyHealthCheck
+  }
+  let limits = entry.limits
+  if (typeof limits === 'string' && limits.trim().startsWith('{')) {
+    try { limits = JSON.parse(limits) }
+    catch { fail(`${field('limits')} looks like a JSON object but does not parse`) }
+  }
+  if (!isUnset(limits) && limits !== false) {
+    if (typeof limits !== 'object' || Array.isArray(limits)) fail(`${field('limits')} must be an object { connections?, perIp?, perUser?, messagesPerSecond?, bytesPerSecond? }`)
+    const checked: Record<string, number> = {}
+    for (const [key, value] of Object.entries(limits as Record<string, unknown>)) {
+      if (!LIMIT_KEYS.includes(key as typeof LIMIT_KEYS[number])) fail(`${field(`limits.${key}`)} is not a limit; known limits: ${LIMIT_KEYS.join(', ')}`)
+      if (isUnset(value)) continue
+      const integer = key === 'connections' || key === 'perIp' || key === 'perUser'
+      if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+        fail(`${field(`limits.${key}`)} must be a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(value)}`)
+      }
+      checked[key] = value
+    }
+    proxy.limits = checked
   }
   const lifetimeClose = entry.lifetimeClose
   if (!isUnset(lifetimeClose)) {

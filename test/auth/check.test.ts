@@ -41,6 +41,7 @@ describe('check', () => {
       headers: { 'x-ws-proxy-user': JSON.stringify(user) },
       removeHeaders: ['x-ws-proxy-user', 'cookie'],
       expiresAt: undefined,
+      expiryReason: 'Session expired',
       user,
     })
   })

@@ -1,6 +1,6 @@
 /** Password checks and session config resolution (Nitro / Nuxt runtime config). */
 import { describe, expect, it } from 'vitest'
-import { assertSessionPassword, resolveSessionConfig } from '../../src/runtime/auth'
+import { assertJwtSecret, assertSessionPassword, resolveJwtConfig, resolveSessionConfig } from '../../src/runtime/auth'
 import { generatePassword } from './helpers'
 
 describe('assertSessionPassword', () => {
@@ -53,5 +53,25 @@ describe('resolveSessionConfig', () => {
     expect(resolveSessionConfig({}, 'nuxt', {}).session).toMatchObject({ password: undefined, name: 'nuxt-session' })
     expect(resolveSessionConfig({ nitro: { envPrefix: 'APP_' } }, 'nuxt', { APP_SESSION_PASSWORD: 'f'.repeat(32) }))
       .toMatchObject({ session: { password: 'f'.repeat(32) }, passwordEnv: ['NUXT_WS_PROXY_SESSION_PASSWORD', 'APP_SESSION_PASSWORD'] })
+  })
+})
+
+describe('the JWT secret', () => {
+  it('resolves from runtime config, else the env variable of the framework', () => {
+    expect(resolveJwtConfig({ wsProxy: { jwt: { secret: 's'.repeat(32) } } }, 'nitro', { NITRO_WS_PROXY_JWT_SECRET: 'e'.repeat(32) }))
+      .toEqual({ jwt: { secret: 's'.repeat(32) }, secretEnv: 'NITRO_WS_PROXY_JWT_SECRET' })
+    expect(resolveJwtConfig({ wsProxy: { jwt: { secret: '' } } }, 'nitro', { NITRO_WS_PROXY_JWT_SECRET: 'e'.repeat(32) }).jwt.secret).toBe('e'.repeat(32))
+    expect(resolveJwtConfig({}, 'nuxt', { NITRO_WS_PROXY_JWT_SECRET: 'e'.repeat(32), NUXT_WS_PROXY_JWT_SECRET: 'n'.repeat(32) }))
+      .toEqual({ jwt: { secret: 'n'.repeat(32) }, secretEnv: 'NUXT_WS_PROXY_JWT_SECRET' })
+    expect(resolveJwtConfig(undefined, 'nitro', {}).jwt.secret).toBeUndefined()
+  })
+
+  it('must be a string of at least 32 bytes; the message names the variable, never the secret', () => {
+    expect(() => assertJwtSecret({ secret: 'é'.repeat(16) })).not.toThrow()
+    expect(() => assertJwtSecret({ secret: '' }, 'NUXT_WS_PROXY_JWT_SECRET', ['/a/**', '/b']))
+      .toThrow(new TypeError(`[nitro-ws-proxy] routeRules '/a/**', '/b' are protected by wsProxy.auth.jwt without jwks but no JWT secret is set. Set NUXT_WS_PROXY_JWT_SECRET to the secret the token issuer signs with (HS256/384/512), at least 32 characters (e.g. \`openssl rand -base64 32\`), or give the rule a jwks URL.`))
+    expect(() => assertJwtSecret({ secret: 1234 })).toThrow('the JWT secret is not a string (an all-digit value is read as a number: include letters)')
+    expect(() => assertJwtSecret({ secret: 'short-secret' })).toThrow(/^(?!.*short-secret).*shorter than 32 bytes/)
+    expect(() => assertJwtSecret(undefined)).toThrow('[nitro-ws-proxy] A route is protected by wsProxy.auth.jwt without jwks but no JWT secret is set. Set NITRO_WS_PROXY_JWT_SECRET')
   })
 })

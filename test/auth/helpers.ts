@@ -55,6 +55,8 @@ export interface AuthedProxyOptions {
   rule?: unknown
   config: AuthRuntimeConfig
   route?: string
+  /** Other rule options (e.g. `target` as a pool list, `forwardProtocol`). */
+  options?: Record<string, unknown>
 }
 
 /**
@@ -67,10 +69,10 @@ export interface AuthedProxyOptions {
 export async function startAuthedProxy(options: AuthedProxyOptions) {
   const route = options.route ?? '/live/**'
   const [rule] = normalizeWsProxyRules({
-    [route]: { wsProxy: { target: `${options.upstreamUrl}/**`, auth: options.rule ?? { session: true } } },
+    [route]: { wsProxy: { target: `${options.upstreamUrl}/**`, ...options.options, auth: options.rule ?? { session: true } } },
   })
-  // What the generated module passes: `auth` only when the rule turns session auth on.
-  const auth: RouteAuth | undefined = rule!.auth?.session === true
+  // What the generated module passes: `auth` only when the rule turns a method on.
+  const auth: RouteAuth | undefined = rule!.auth
     ? createRouteAuth(rule!.route, rule!.auth, options.config)
     : undefined
   const handler = defineWsProxyHandler({

@@ -76,7 +76,7 @@ describe('normalizeWsProxyRules', () => {
     expect(() => normalize({ '/a': { wsProxy: { target: 'ws://x', auth: { session: true, password: 'x'.repeat(40) } } } }))
       .toThrow(`[nitro-ws-proxy] routeRules['/a'].wsProxy.auth.password must not be set`)
     expect(() => normalize({ '/a': { wsProxy: { target: 'ws://x', auth: 'yes' } } }))
-      .toThrow(`[nitro-ws-proxy] routeRules['/a'].wsProxy.auth must be an object like { session: true }, true or false`)
+      .toThrow(`[nitro-ws-proxy] routeRules['/a'].wsProxy.auth must be an object like { session: true }, { jwt: { ... } } or { hook: true }, true or false`)
   })
 
   it('derives names from the static route segments', () => {

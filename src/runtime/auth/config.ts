@@ -1,5 +1,5 @@
-import type { AuthSessionConfig } from './types'
-import { MIN_PASSWORD_LENGTH, NITRO_PASSWORD_ENV, NUXT_PASSWORD_ENV, NUXT_SESSION_PASSWORD_ENV } from './types'
+import type { AuthJwtConfig, AuthSessionConfig } from './types'
+import { MIN_JWT_SECRET_LENGTH, MIN_PASSWORD_LENGTH, NITRO_JWT_SECRET_ENV, NITRO_PASSWORD_ENV, NUXT_JWT_SECRET_ENV, NUXT_PASSWORD_ENV, NUXT_SESSION_PASSWORD_ENV } from './types'
 
 function formatEnv(envVarName: string | readonly string[]): string {
   const names = typeof envVarName === 'string' ? [envVarName] : [...envVarName]
@@ -105,5 +105,64 @@ export function resolveSessionConfig(
       seal: (own.seal ?? app.seal) as AuthSessionConfig['seal'],
     },
     passwordEnv: [NUXT_PASSWORD_ENV, appEnv === NUXT_SESSION_PASSWORD_ENV ? NUXT_SESSION_PASSWORD_ENV : appEnv],
+  }
+}
+
+/** Why the JWT secret cannot be used, or `undefined` when it can. Never contains the secret. */
+export function getJwtSecretProblem(secret: unknown, envVarName: string = NITRO_JWT_SECRET_ENV, routes?: readonly string[]): string | undefined {
+  const where = routes?.length
+    ? `routeRules ${routes.map(route => `'${route}'`).join(', ')} ${routes.length > 1 ? 'are' : 'is'} protected by wsProxy.auth.jwt without jwks`
+    : 'A route is protected by wsProxy.auth.jwt without jwks'
+  const remedy = `Set ${envVarName} to the secret the token issuer signs with (HS256/384/512), at least ${MIN_JWT_SECRET_LENGTH} characters (e.g. \`openssl rand -base64 32\`), or give the rule a jwks URL.`
+  if (secret === undefined || secret === null || secret === '') {
+    return `[nitro-ws-proxy] ${where} but no JWT secret is set. ${remedy}`
+  }
+  if (typeof secret !== 'string') {
+    return `[nitro-ws-proxy] ${where} but the JWT secret is not a string (an all-digit value is read as a number: include letters). ${remedy}`
+  }
+  if (new TextEncoder().encode(secret).byteLength < MIN_JWT_SECRET_LENGTH) {
+    return `[nitro-ws-proxy] ${where} but the JWT secret is shorter than ${MIN_JWT_SECRET_LENGTH} bytes. ${remedy}`
+  }
+  return undefined
+}
+
+/** JWT settings resolved from runtime config, and the env variable that sets the secret. */
+export interface ResolvedJwtConfig {
+  jwt: AuthJwtConfig
+  /** The variable to name when the secret is missing. */
+  secretEnv: string
+}
+
+/**
+ * Resolve the JWT settings from the server's runtime config: `runtimeConfig.wsProxy.jwt.secret`,
+ * set by `NITRO_WS_PROXY_JWT_SECRET` (Nuxt: `NUXT_WS_PROXY_JWT_SECRET`).
+ *
+ * @param env Defaults to `process.env`; read as a fallback when the runtime config key is empty.
+ */
+export function resolveJwtConfig(
+  runtimeConfig: Record<string, any> | undefined,
+  framework: 'nitro' | 'nuxt',
+  env: Record<string, string | undefined> = globalThis.process?.env ?? {},
+): ResolvedJwtConfig {
+  const own = (runtimeConfig?.wsProxy?.jwt ?? {}) as Record<string, unknown>
+  const secretEnv = framework === 'nuxt' ? NUXT_JWT_SECRET_ENV : NITRO_JWT_SECRET_ENV
+  return {
+    jwt: { secret: (nonEmpty(own.secret) ?? nonEmpty(env[secretEnv])) as string | undefined },
+    secretEnv,
+  }
+}
+
+/**
+ * Throw a `TypeError` naming the variable to set when the JWT secret is missing, not a string or
+ * shorter than 32 bytes. Call it at server start whenever a `jwt` route has no `jwks`.
+ */
+export function assertJwtSecret(
+  config: { secret?: unknown } | undefined,
+  envVarName: string = NITRO_JWT_SECRET_ENV,
+  routes?: readonly string[],
+): asserts config is { secret: string } {
+  const problem = getJwtSecretProblem(config?.secret, envVarName, routes)
+  if (problem) {
+    throw new TypeError(problem)
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Session expiry of open connections: the handler schedules a `1008 Session expired` close when
+ * Session and token expiry of open connections: the handler schedules a 1008 close when
  * an authenticated connection opens and cancels it when the connection ends.
  */
 import type { Peer } from 'crossws'
@@ -20,16 +20,16 @@ export function clearExpiry(context: object | undefined | null): void {
 }
 
 /**
- * Close the peer with 1008 once `expiresAt` passes. Chains timers past setTimeout's ~24.8-day
+ * Close the peer with 1008 (`reason`: `'Session expired'`, `'Token expired'`) once `expiresAt` passes. Chains timers past setTimeout's ~24.8-day
  * limit (a longer delay would fire at once) and re-checks the clock when a timer fires.
  */
-export function scheduleExpiry(peer: Pick<Peer, 'close'>, context: object, expiresAt: number): void {
+export function scheduleExpiry(peer: Pick<Peer, 'close'>, context: object, expiresAt: number, reason = 'Session expired'): void {
   const arm = () => {
     expiryTimers.delete(context)
     const delay = expiresAt - Date.now()
     if (delay <= 0) {
       try {
-        peer.close(1008, 'Session expired')
+        peer.close(1008, reason)
       }
       catch {}
       return

@@ -1,9 +1,9 @@
 /**
- * The server-start check of the session password: a Nitro plugin that the module adds only when
- * a rule has `auth.session === true`. A protected route without a usable password must stop the
- * server, not answer 500 at the first upgrade (and never serve an open route).
+ * The server-start checks of auth secrets: Nitro plugins that the module adds only when a rule
+ * needs them (`auth.session`; `auth.jwt` without `jwks`). A protected route without a usable
+ * secret must stop the server, not answer 500 at the first upgrade (and never serve an open route).
  */
-import { assertSessionPassword, resolveSessionConfig } from './config'
+import { assertJwtSecret, assertSessionPassword, resolveJwtConfig, resolveSessionConfig } from './config'
 
 /** Input of {@link defineSessionPasswordCheck}; written by the Nitro module's generated plugin. */
 export interface SessionPasswordCheckInput {
@@ -28,5 +28,26 @@ export function defineSessionPasswordCheck(input: SessionPasswordCheckInput): ()
     if ((import.meta as { prerender?: boolean }).prerender) return
     const { session, passwordEnv } = resolveSessionConfig(input.useRuntimeConfig(), input.framework)
     assertSessionPassword(session, passwordEnv, input.routes)
+  }
+}
+
+/** Input of {@link defineJwtSecretCheck}; written by the Nitro module's generated plugin. */
+export interface JwtSecretCheckInput {
+  /** The `jwt` routes without `jwks`, for the message. */
+  routes: string[]
+  framework: 'nitro' | 'nuxt'
+  useRuntimeConfig: () => Record<string, any>
+}
+
+/**
+ * A Nitro plugin that throws a `TypeError` naming the env variable to set when a `jwt` route
+ * without `jwks` has no usable secret (missing, not a string, shorter than 32 bytes). Skipped
+ * while prerendering, like {@link defineSessionPasswordCheck}.
+ */
+export function defineJwtSecretCheck(input: JwtSecretCheckInput): () => void {
+  return function wsProxyJwtSecretCheck() {
+    if ((import.meta as { prerender?: boolean }).prerender) return
+    const { jwt, secretEnv } = resolveJwtConfig(input.useRuntimeConfig(), input.framework)
+    assertJwtSecret(jwt, secretEnv, input.routes)
   }
 }
