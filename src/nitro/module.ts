@@ -282,6 +282,7 @@ export function handlerCode(
     `import { useNitroApp, useRuntimeConfig } from 'nitropack/runtime'`,
     `import { createWebSocketProxy } from ${JSON.stringify(ctx.coreEntry)}`,
     `import { defineWsProxyHandler } from ${JSON.stringify(`${ctx.runtimeDir}handler.mjs`)}`,
+    `import { accessLogFormat } from ${JSON.stringify(`${ctx.runtimeDir}access-log.mjs`)}`,
   ]
   if (ctx.useWs) imports.push(`import { WebSocket } from ${JSON.stringify(`${ctx.runtimeDir}ws.mjs`)}`)
   const body = [`const runtimeConfig = useRuntimeConfig()`]
@@ -309,6 +310,10 @@ export function handlerCode(
     `  runtimeConfig,`,
     `  dev: ${ctx.dev},`,
     `  auth: ${rule.auth?.session === true ? 'auth' : 'undefined'},`,
+    `  observe: {`,
+    `    callHook: (name, event) => useNitroApp().hooks.callHook(name, event),`,
+    `    accessLog: accessLogFormat(runtimeConfig.wsProxy?.accessLog),`,
+    `  },`,
     `})`,
   )
   const lines = [...imports, ...body]

@@ -1,8 +1,9 @@
 import type { AuthRuleInput, WsProxyAuthContext } from '../runtime/auth/types'
 import type { WsProxyRule, WsProxyRuleOptions } from '../runtime/options'
 import type { WsProxyShutdownOptions } from '../runtime/shutdown'
+import type { WsProxyCloseEvent, WsProxyOpenEvent } from '../runtime/observe'
 
-export type { AuthRuleInput, WsProxyAuthContext, WsProxyRule, WsProxyRuleOptions, WsProxyShutdownOptions }
+export type { AuthRuleInput, WsProxyAuthContext, WsProxyCloseEvent, WsProxyOpenEvent, WsProxyRule, WsProxyRuleOptions, WsProxyShutdownOptions }
 
 /** Options of the Nitro module: `wsProxy` in `nitro.config` (and of the Nuxt module). */
 export interface WsProxyModuleOptions {
@@ -47,6 +48,17 @@ interface WsProxyRuntimeHooks {
    * what the upstream receives, lower `ctx.expiresAt` to end the connection earlier.
    */
   'ws-proxy:auth': (ctx: WsProxyAuthContext) => void | Promise<void>
+  /**
+   * A proxied connection's upstream opened: route, connection id, client address, upstream URL
+   * (no query string), user (routes with `auth`). Not awaited.
+   */
+  'ws-proxy:open': (event: WsProxyOpenEvent) => void | Promise<void>
+  /**
+   * A proxied connection ended (exactly once per connection, however it ended): the open fields
+   * plus duration, bytes and messages each way, the close each leg saw, who ended it and why.
+   * Not awaited.
+   */
+  'ws-proxy:close': (event: WsProxyCloseEvent) => void | Promise<void>
 }
 
 declare module 'nitropack/types' {
