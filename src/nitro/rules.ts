@@ -28,7 +28,7 @@ export const RULE_KEYS = ['name', 'auth', ...RUNTIME_OPTION_KEYS] as const
 
 const NAME_RE = /^[a-z][a-z\d]*$/i
 /** Keys of `runtimeConfig.wsProxy` that are not rules (session auth settings). */
-const RESERVED_NAMES = new Set(['session', 'trustProxy', 'hookTimeout', 'defaults', 'routes', 'shutdown'])
+const RESERVED_NAMES = new Set(['session', 'trustProxy', 'hookTimeout', 'defaults', 'routes', 'shutdown', 'metrics', 'accessLog'])
 const ROUTE_RE = /^\/[^*:?#]*?(?:\/\*\*)?$/
 
 /**

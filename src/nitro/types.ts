@@ -24,6 +24,32 @@ export interface WsProxyModuleOptions {
    * @default { spread: 10000, code: 1001, reason: 'Server shutting down' }
    */
   shutdown?: WsProxyShutdownOptions
+  /**
+   * Serve Prometheus metrics of every proxied route (text exposition format 0.0.4) at `path`:
+   * connections, closes by cause, bytes and messages each way, refusals by status, per-upstream
+   * health and histograms. Off by default: an endpoint is only added when asked for. Readable with
+   * `Authorization: Bearer <token>` when `NITRO_WS_PROXY_METRICS_TOKEN` is set, else by loopback
+   * clients only; everyone else gets 404.
+   * @default false
+   * @example true // or { path: '/internal/ws-metrics' }
+   */
+  metrics?: boolean | WsProxyMetricsOptions
+  /**
+   * One line per ended connection on the server's console: `true`/`'text'` as `key=value` pairs,
+   * `'json'` as one JSON object. Off by default (a line per connection is noise until wanted);
+   * env `NITRO_WS_PROXY_ACCESS_LOG` (`text`, `json`, `false`) overrides it at runtime.
+   * @default false
+   */
+  accessLog?: boolean | 'text' | 'json'
+}
+
+/** Options of the metrics endpoint (module option `metrics`). */
+export interface WsProxyMetricsOptions {
+  /**
+   * Path of the endpoint (below the app's `baseURL`).
+   * @default '/_ws-proxy/metrics'
+   */
+  path?: string
 }
 
 /** The `runtimeConfig.wsProxy.<name>` entries the module writes (one per rule). */

@@ -64,12 +64,24 @@ function observe(h: Histogram, value: number): void {
   }
 }
 
+/** The histograms of one upstream of a route. */
+export interface UpstreamObservations {
+  handshake: Histogram
+  duration: Histogram
+}
+
 /** What one route keeps beside its proxy's `stats()`. */
 export interface RouteObservations {
   /** Upgrades refused before the proxy saw them (auth 401/403, 400 unsafe path, 500), by status. */
   refused: Record<number, number>
+  /** Over the whole route (every upstream). */
   handshake: Histogram
   duration: Histogram
+  /**
+   * The same histograms per upstream, keyed like `stats().upstreams` (origin, or the socket path
+   * of a `ws+unix:` URL); `''` holds the durations of connections that never dialled.
+   */
+  upstreams: Map<string, UpstreamObservations>
   /** The last closes, newest last (at most {@link LAST_CLOSES}). */
   lastCloses: WsProxyCloseEvent[]
 }
@@ -94,10 +106,33 @@ export const unmatchedRefusals: Record<number, number> = {}
 export function routeObservations(route: string): RouteObservations {
   let o = observations.get(route)
   if (!o) {
-    o = { refused: {}, handshake: histogram(HANDSHAKE_BUCKETS), duration: histogram(DURATION_BUCKETS), lastCloses: [] }
+    o = { refused: {}, handshake: histogram(HANDSHAKE_BUCKETS), duration: histogram(DURATION_BUCKETS), upstreams: new Map(), lastCloses: [] }
     observations.set(route, o)
   }
   return o
+}
+
+/** The histograms of `key` (an upstream key, see {@link upstreamKeyOf}) on a route. */
+export function upstreamObservations(o: RouteObservations, key: string): UpstreamObservations {
+  let u = o.upstreams.get(key)
+  if (!u) {
+    u = { handshake: histogram(HANDSHAKE_BUCKETS), duration: histogram(DURATION_BUCKETS) }
+    o.upstreams.set(key, u)
+  }
+  return u
+}
+
+/**
+ * The key of the upstream a URL points at, as in `stats().upstreams`: the origin
+ * (`ws://10.0.0.1:4000`, no credentials, path or query), or `ws+unix:<socket path>`; `''` for none.
+ */
+export function upstreamKeyOf(url: URL | undefined): string {
+  if (!url) return ''
+  if (url.protocol === 'ws+unix:') {
+    const colon = url.pathname.indexOf(':')
+    return `ws+unix:${colon === -1 ? url.pathname : url.pathname.slice(0, colon)}`
+  }
+  return `${url.protocol}//${url.host}`
 }
 
 /** Count an upgrade the runtime refused on `route` (before the proxy). */
@@ -148,7 +183,10 @@ export function createRouteObserver(route: string, sinks: ObserverSinks) {
   const o = routeObservations(route)
   return {
     onConnectionOpen(info: WebSocketProxyConnectionInfo): void {
-      if (info.handshakeMs !== undefined) observe(o.handshake, info.handshakeMs / 1000)
+      if (info.handshakeMs !== undefined) {
+        observe(o.handshake, info.handshakeMs / 1000)
+        observe(upstreamObservations(o, upstreamKeyOf(info.url)).handshake, info.handshakeMs / 1000)
+      }
       const event = openEvent(route, info)
       const dc = diagnostics()
       if (dc?.open.hasSubscribers) dc.open.publish(event)
@@ -156,6 +194,7 @@ export function createRouteObserver(route: string, sinks: ObserverSinks) {
     },
     onConnectionClose(record: WebSocketProxyConnectionRecord): void {
       observe(o.duration, record.durationMs / 1000)
+      observe(upstreamObservations(o, upstreamKeyOf(record.url)).duration, record.durationMs / 1000)
       const event: WsProxyCloseEvent = {
         ...openEvent(route, record),
         endedAt: record.endedAt,
@@ -172,7 +211,11 @@ export function createRouteObserver(route: string, sinks: ObserverSinks) {
       const dc = diagnostics()
       if (dc?.close.hasSubscribers) dc.close.publish(event)
       if (sinks.callHook) safely(() => sinks.callHook!('ws-proxy:close', event))
-      if (sinks.accessLog) console.log(formatAccessLine(event, sinks.accessLog))
+      if (sinks.accessLog) {
+        // Nitro's runtime logs through the global console (Nuxt and `nitropack dev` route it to consola).
+        try { console.log(formatAccessLine(event, sinks.accessLog)) }
+        catch {}
+      }
     },
   }
 }
