@@ -11,6 +11,12 @@
 //              (least-connections over every entry)
 //   limits-0.3 ours on crossws 0.3.5 with every limit on, set high enough never to trip (the
 //              cost of counting: connection caps, message and byte rate buckets)
+//   observe-0.3 ours on crossws 0.3.5 with what `metrics: true, accessLog: true` turn on in a Nitro
+//              app: the runtime's route observer (dist/runtime/observe.mjs) as onConnectionOpen /
+//              onConnectionClose (histograms, last closes, diagnostics channels, a text access
+//              log line per connection on stdout, ws-proxy:open/close through a hookable instance
+//              with a listener, as Nitro's hooks), and the metrics rendered every second
+//              (dist/runtime/metrics-format.mjs)
 // <relay module> is the absolute path of the index.mjs whose createWebSocketProxy runs (ours-*,
 // base-*). Without it, ours-* load BENCH_OURS_MODULE=<absolute path>, else ../dist/index.mjs,
 // and base-* load BENCH_BASE_MODULE=<absolute path>.
@@ -50,20 +56,46 @@ async function setup() {
     case 'base-0.3':
     case 'base-0.4':
     case 'pool-0.3':
-    case 'limits-0.3': {
+    case 'limits-0.3':
+    case 'observe-0.3': {
       const [kind, line] = target.split('-')
       const modulePath = relayModule || (kind !== 'base' ? process.env.BENCH_OURS_MODULE || '../dist/index.mjs' : process.env.BENCH_BASE_MODULE)
       if (!modulePath) throw new TypeError(`[bench] ${target} needs a module: pass its path as the third argument or set BENCH_BASE_MODULE.`)
       const { default: crossws } = await import(line === '0.3' ? 'crossws/adapters/node' : 'crossws04/adapters/node')
       const { createWebSocketProxy } = await import(modulePath.startsWith('/') ? pathToFileURL(modulePath).href : modulePath)
       const limits = kind === 'limits' ? { connections: 1e6, perIp: 1e6, perUser: 1e6, messagesPerSecond: 1e9, bytesPerSecond: 1e12 } : undefined
-      const hooks = createWebSocketProxy({ target: kind === 'pool' ? upstreamUrl.split(',') : upstreamUrl, WebSocket, limits })
+      const observer = kind === 'observe' ? await observe(modulePath) : undefined
+      const hooks = createWebSocketProxy({ target: kind === 'pool' ? upstreamUrl.split(',') : upstreamUrl, WebSocket, limits, ...observer?.options })
       stats = hooks.stats
+      observer?.start(hooks)
       mount(crossws({ hooks }))
       return
     }
     default:
       throw new TypeError(`[bench] Unknown proxy target "${target}".`)
+  }
+}
+
+/** The runtime's observer and metrics, from the dist/ beside the relay module (observe-0.3). */
+async function observe(modulePath) {
+  const runtime = new URL('./runtime/', modulePath.startsWith('/') ? pathToFileURL(modulePath) : new URL(modulePath, import.meta.url))
+  const { createRouteObserver } = await import(new URL('observe.mjs', runtime).href)
+  const { observations, unmatchedRefusals } = await import(new URL('observe.mjs', runtime).href)
+  const { formatMetrics } = await import(new URL('metrics-format.mjs', runtime).href)
+  const { createHooks } = await import('hookable')
+  const nitroHooks = createHooks()
+  const seen = { open: 0, close: 0 }
+  nitroHooks.hook('ws-proxy:open', () => { seen.open++ })
+  nitroHooks.hook('ws-proxy:close', () => { seen.close++ })
+  const route = '/bench/**'
+  const options = createRouteObserver(route, { accessLog: 'text', callHook: (name, event) => nitroHooks.callHook(name, event) })
+  return {
+    options,
+    start(hooks) {
+      const proxies = new Map([[route, hooks]])
+      // A scrape every second, as a Prometheus server would (more often than the usual 15 s).
+      setInterval(() => formatMetrics({ proxies, observations, unmatchedRefusals }), 1000).unref()
+    },
   }
 }
 

@@ -1,6 +1,6 @@
 // Benchmark orchestrator: `npm run bench` (see README, "Benchmarks").
 //   node bench/run.mjs [--quick] [--reps=N] [--workloads=latency,small,large,idle,slow,upload]
-//                      [--targets=direct,pipe,crossws04,ours-0.3,ours-0.4,pool-0.3[,base-0.3,base-0.4]]
+//                      [--targets=direct,pipe,crossws04,ours-0.3,ours-0.4,pool-0.3,limits-0.3,observe-0.3[,base-0.3,base-0.4]]
 //                      [--baseline=<git ref> | --baseline-module=<path of an index.mjs>]
 //                      [--no-write] [--bufferutil] [--rss-cap=<MiB>]
 // Ours is ../dist/index.mjs (`npm run bench` builds first), or BENCH_OURS_MODULE=<absolute path>.
@@ -43,10 +43,11 @@ if (!(SLOW_RSS_CAP > 0)) throw new TypeError('[bench] --rss-cap must be a positi
 const quick = flag('quick') === true || process.env.BENCH_QUICK === '1'
 const reps = Number(flag('reps') ?? (quick ? 1 : 3))
 const ALL_WORKLOADS = ['latency', 'small', 'large', 'idle', 'slow', 'upload']
-// pool-0.3: ours on crossws 0.3 with a pool of 3 upstreams; limits-0.3: with every limit on
-// (both: small and latency workloads only).
-const ALL_TARGETS = ['direct', 'pipe', 'crossws04', 'ours-0.3', 'ours-0.4', 'pool-0.3', 'limits-0.3']
+// pool-0.3: ours on crossws 0.3 with a pool of 3 upstreams; limits-0.3: with every limit on;
+// observe-0.3: with the metrics and the access log on (all three: small and latency workloads only).
+const ALL_TARGETS = ['direct', 'pipe', 'crossws04', 'ours-0.3', 'ours-0.4', 'pool-0.3', 'limits-0.3', 'observe-0.3']
 const LIMITS_CPU_LIMIT = 1.05 // limits-0.3 ÷ ours-0.3 CPU per 64 B message
+const OBSERVE_CPU_LIMIT = 1.05 // observe-0.3 (metrics and access log on) ÷ ours-0.3 CPU per 64 B message
 const POOL_SIZE = 3
 const POOL_CPU_LIMIT = 1.1 // pool-0.3 ÷ ours-0.3 CPU per 64 B message
 const BASE_TARGETS = ['base-0.3', 'base-0.4'] // run only with --baseline or --baseline-module
@@ -105,7 +106,7 @@ else if (baselineRef && targets.some(t => t.startsWith('base-'))) {
   baseModule = join(baseline.dist, 'index.mjs')
   notes.push(`baseline (base-*): ${baseline.ref} = ${baseline.commit.slice(0, 10)} "${baseline.subject}", built by its own \`npm run build\` in a temporary git worktree.`)
 }
-const relayModule = { 'ours-0.3': oursModule, 'ours-0.4': oursModule, 'pool-0.3': oursModule, 'limits-0.3': oursModule, 'base-0.3': baseModule, 'base-0.4': baseModule }
+const relayModule = { 'ours-0.3': oursModule, 'ours-0.4': oursModule, 'pool-0.3': oursModule, 'limits-0.3': oursModule, 'observe-0.3': oursModule, 'base-0.3': baseModule, 'base-0.4': baseModule }
 
 /** Copies a dist/ under node_modules/ (so that bare imports resolve to this project's packages), removed on exit. */
 function snapshotDist(from, name) {
@@ -178,7 +179,7 @@ const PARAMS = {
 }
 // `direct` has no proxy process: nothing to measure for idle, slow and upload.
 const applies = (w, t) => !(t === 'direct' && (w === 'idle' || w === 'slow' || w === 'upload'))
-  && !((t.startsWith('pool') || t.startsWith('limits')) && w !== 'small' && w !== 'latency')
+  && !((t.startsWith('pool') || t.startsWith('limits') || t.startsWith('observe')) && w !== 'small' && w !== 'latency')
 
 // ---------------------------------------------------------------- process helpers
 function newestMtime(dir) {
@@ -512,6 +513,7 @@ const LABEL = {
   'ours-0.4': 'ours on crossws 0.4.17',
   'pool-0.3': `ours on crossws 0.3.5, pool of ${POOL_SIZE} upstreams`,
   'limits-0.3': 'ours on crossws 0.3.5, every limit on',
+  'observe-0.3': 'ours on crossws 0.3.5, metrics and access log on',
 }
 if (baseline) {
   const name = baseline.ref ? `baseline ${baseline.ref === baseline.commit.slice(0, baseline.ref.length) ? '' : `${baseline.ref} = `}${baseline.commit.slice(0, 7)}` : 'baseline module'
@@ -538,7 +540,7 @@ row(cols.map(() => '---'))
 for (const t of targets) row(cols.map((c, i) => i === 0 ? LABEL[t] : c[1](summary[t], t)))
 
 // Ratios: medians of the same run.
-const ratioTargets = targets.filter(t => t.startsWith('ours') || t.startsWith('base') || t.startsWith('pool') || t.startsWith('limits') || t === 'crossws04')
+const ratioTargets = targets.filter(t => t.startsWith('ours') || t.startsWith('base') || t.startsWith('pool') || t.startsWith('limits') || t.startsWith('observe') || t === 'crossws04')
 const baseOf = t => t.startsWith('ours-') && targets.includes(t.replace('ours-', 'base-')) ? t.replace('ours-', 'base-') : undefined
 const hasBase = targets.some(t => baseOf(t))
 /** ours ÷ base of each repetition (each pair ran back to back). */
@@ -601,6 +603,10 @@ if (ratioTargets.length) {
   if (has('small') && summary['limits-0.3'] && summary['ours-0.3']) {
     const r = ratio(summary['limits-0.3'].smallCpu, summary['ours-0.3'].smallCpu)
     checks.push({ target: 'limits-0.3', name: `CPU per 64 B message ≤ ${LIMITS_CPU_LIMIT}× ours-0.3 (limits off)`, value: `${fmtRatio(r)} (${fmt(summary['limits-0.3'].smallCpu)} ÷ ${fmt(summary['ours-0.3'].smallCpu)} µs)`, ok: r <= LIMITS_CPU_LIMIT })
+  }
+  if (has('small') && summary['observe-0.3'] && summary['ours-0.3']) {
+    const r = ratio(summary['observe-0.3'].smallCpu, summary['ours-0.3'].smallCpu)
+    checks.push({ target: 'observe-0.3', name: `CPU per 64 B message ≤ ${OBSERVE_CPU_LIMIT}× ours-0.3 (metrics and access log off)`, value: `${fmtRatio(r)} (${fmt(summary['observe-0.3'].smallCpu)} ÷ ${fmt(summary['ours-0.3'].smallCpu)} µs)`, ok: r <= OBSERVE_CPU_LIMIT })
   }
   if (checks.length) {
     lines.push('')

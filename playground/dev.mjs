@@ -34,7 +34,8 @@ await ready
 
 const shown = host === '127.0.0.1' || host === '0.0.0.0' ? 'localhost' : host
 console.log(`\n  Demo backend:  ${backendUrl}  (NITRO_WS_PROXY_CHAT_TARGET=${process.env.NITRO_WS_PROXY_CHAT_TARGET})`)
-console.log(`  Playground:    http://${shown}:${port}/  ← open this; /chat/<room> is proxied to ${backendUrl}/rooms/<room>\n`)
+console.log(`  Playground:    http://${shown}:${port}/  ← open this; /chat/<room> is proxied to ${backendUrl}/rooms/<room>`)
+console.log(`  Live view:     http://${shown}:${port}/_ws-proxy/devtools  (connections, bytes, messages/s, closes; dev only)\n`)
 
 let stopping = false
 async function stop() {

@@ -5,7 +5,7 @@ import type { ResolvedProxyOptions } from './options'
 import type { ConnectionLimits, Reservation } from './limits'
 import type { UpstreamPool, UpstreamState } from './pool'
 import type { ProxyCounters } from './stats'
-import type { ProxyPeer } from './types'
+import type { ProxyPeer, WebSocketProxyConnectionInfo, WebSocketProxyLegClose } from './types'
 import { toClientCloseCode, toUpstreamCloseCode } from './close-codes'
 import { ENDINGS } from './endings'
 import { canRelayFrames, getPeerEventSocket, getPeerSocket, takeOverReading, type UpgradeSocket } from './fence'
@@ -109,6 +109,17 @@ export class ProxyConnection implements FrameTarget {
   private upstreamSocket: unknown
   /** Upstream-first: the client's socket, watched until the client is adopted. */
   private watchedSocket: UpgradeSocket | undefined
+  /** Unique in this process: `<process prefix>-<sequence>` (base 36). */
+  readonly id: string
+  readonly startedAt: number
+  /** When the last dial started and when the upstream opened (epoch ms; 0: not yet). */
+  dialledAt = 0
+  upstreamOpenedAt = 0
+  /** Relayed by this connection: client → upstream (up) and upstream → client (down). */
+  bytesUp = 0
+  bytesDown = 0
+  messagesUp = 0
+  messagesDown = 0
   /** The slot this connection holds under the proxy's connection caps. */
   reservation: Reservation | undefined
   /** The client's send rates (`limits.messagesPerSecond` / `bytesPerSecond`), when limited. */
@@ -118,6 +129,8 @@ export class ProxyConnection implements FrameTarget {
 
   constructor(readonly rt: ProxyRuntime, readonly pp: ProxyPeer, readonly offer: string[] | undefined) {
     this.phase = CONNECTING
+    this.id = `${ID_PREFIX}-${(++sequence).toString(36)}`
+    this.startedAt = Date.now()
     const rates = rt.o.rates
     if (rates) this.rates = new RateBuckets(rates.messages, rates.bytes)
     rt.connections.add(this)
@@ -296,6 +309,7 @@ export class ProxyConnection implements FrameTarget {
     if (!this.accepts('end')) return
     const o = this.rt.o
     this.url = url
+    this.dialledAt = Date.now()
     try {
       o.onUpstreamConnect?.(this.pp, { url: this.url })
       // The callback may have closed the client itself: then the upstream is not dialled.
@@ -361,10 +375,14 @@ export class ProxyConnection implements FrameTarget {
     if (from.isClient) {
       c.messagesToUpstream++
       c.bytesToUpstream += size
+      this.messagesUp++
+      this.bytesUp += size
     }
     else {
       c.messagesToClient++
       c.bytesToClient += size
+      this.messagesDown++
+      this.bytesDown += size
     }
     to.send(data, isBinary)
     if (to.queued > this.rt.o.highWaterMark) this.backpressure(from, to, size)
@@ -410,13 +428,21 @@ export class ProxyConnection implements FrameTarget {
       to = this.upstream!
       if (this.idleTimer !== undefined) this.lastClientActivity = Date.now()
       c.bytesToUpstream += payloadBytes
-      if (last && fin) c.messagesToUpstream++
+      this.bytesUp += payloadBytes
+      if (last && fin) {
+        c.messagesToUpstream++
+        this.messagesUp++
+      }
     }
     else {
       from = this.upstream!
       to = this.client!
       c.bytesToClient += payloadBytes
-      if (last && fin) c.messagesToClient++
+      this.bytesDown += payloadBytes
+      if (last && fin) {
+        c.messagesToClient++
+        this.messagesDown++
+      }
     }
     from.seen = true
     if (first && !last) to.beginFrame()
@@ -513,6 +539,7 @@ export class ProxyConnection implements FrameTarget {
     this.connectTimer = undefined
     if (this.assigned) this.rt.pool.succeeded(this.assigned)
     this.onTrial = false
+    this.upstreamOpenedAt = Date.now()
     const first = this.phase === DIALLING_FIRST
     this.phase = first ? AWAITING_CLIENT : OPEN
     const upstream = this.upstream!
@@ -536,6 +563,11 @@ export class ProxyConnection implements FrameTarget {
     if (onOpen) {
       try { onOpen(this.pp, { url: this.url! }) }
       catch (error) { console.error('[nitro-ws-proxy] onUpstreamOpen callback failed:', error) }
+    }
+    const onConnectionOpen = this.rt.o.onConnectionOpen
+    if (onConnectionOpen) {
+      try { onConnectionOpen(this.info()) }
+      catch (error) { console.error('[nitro-ws-proxy] onConnectionOpen callback failed:', error) }
     }
   }
 
@@ -676,8 +708,9 @@ export class ProxyConnection implements FrameTarget {
 
     const client = this.client
     const upstream = this.upstream
-    if (client) this.closeLeg(client, spec.client, detail)
-    if (upstream) this.closeLeg(upstream, spec.upstream, detail)
+    // What each leg saw: the code it closed with itself, or the one the proxy sent it.
+    const clientSaw = spec.client === null ? received(detail) : client ? this.closeLeg(client, spec.client, detail) : NOT_OPEN
+    const upstreamSaw = spec.upstream === null ? received(detail) : upstream ? this.closeLeg(upstream, spec.upstream, detail) : NOT_OPEN
     // Paused sockets must read again, or their close handshakes could never complete.
     try {
       if (client?.paused) client.resume()
@@ -691,6 +724,25 @@ export class ProxyConnection implements FrameTarget {
       // A non-101 answer (set just before the error it causes) wins over the table's status.
       const status = this.upstreamStatus
       settle(status === undefined ? spec.status : PASSED_THROUGH_STATUSES.has(status) ? status : 502)
+    }
+
+    const onConnectionClose = rt.o.onConnectionClose
+    if (onConnectionClose) {
+      const now = Date.now()
+      try {
+        onConnectionClose({
+          ...this.info(now),
+          endedAt: now,
+          source: spec.source,
+          cause: spec.cause,
+          client: clientSaw,
+          upstream: upstreamSaw,
+          error: detail.error,
+        })
+      }
+      catch (error) {
+        console.error('[nitro-ws-proxy] onConnectionClose callback failed:', error)
+      }
     }
 
     const url = this.url
@@ -713,9 +765,30 @@ export class ProxyConnection implements FrameTarget {
     }
   }
 
-  private closeLeg(leg: Leg, ending: LegEnding, detail: EndingDetail): void {
-    if (ending === null) return
-    if (ending === 'terminate') return leg.terminate()
+  /** A snapshot of this connection (`connections()`, the open and close records). */
+  info(now = Date.now()): WebSocketProxyConnectionInfo {
+    const url = this.url
+    return {
+      id: this.id,
+      peer: this.pp,
+      remoteAddress: this.pp.remoteAddress,
+      url,
+      startedAt: this.startedAt,
+      upstreamOpenedAt: this.upstreamOpenedAt || undefined,
+      handshakeMs: this.upstreamOpenedAt ? this.upstreamOpenedAt - this.dialledAt : undefined,
+      durationMs: now - this.startedAt,
+      bytes: { toUpstream: this.bytesUp, toClient: this.bytesDown },
+      messages: { toUpstream: this.messagesUp, toClient: this.messagesDown },
+    }
+  }
+
+  /** Close one leg as the endings table says; returns the code and reason it was sent. */
+  private closeLeg(leg: Leg, ending: LegEnding, detail: EndingDetail): WebSocketProxyLegClose {
+    if (ending === null) return received(detail)
+    if (ending === 'terminate') {
+      leg.terminate()
+      return TERMINATED
+    }
     const whatwg = this.rt.o.whatwg
     let code: number | undefined
     let reason: string | undefined
@@ -731,10 +804,23 @@ export class ProxyConnection implements FrameTarget {
     // WHATWG constructors throw on codes other than 1000 and 3000-4999.
     if (!leg.isClient && whatwg && code !== undefined) code = toUpstreamCloseCode(code, true)
     leg.close(code, reason)
+    return { code: code ?? 1005, reason: reason ?? '' }
   }
 }
 
 const kLeg = Symbol('nitro-ws-proxy.leg')
+
+/** Connection ids: a random prefix per process, so that logs of several instances do not clash. */
+const ID_PREFIX = Math.random().toString(36).slice(2, 8).padEnd(6, '0')
+let sequence = 0
+
+/** A leg dropped without a close frame; a leg that never opened. */
+const TERMINATED: WebSocketProxyLegClose = Object.freeze({ code: 1006, reason: '' })
+const NOT_OPEN: WebSocketProxyLegClose = Object.freeze({ code: 1006, reason: '' })
+
+function received(detail: EndingDetail): WebSocketProxyLegClose {
+  return { code: detail.code ?? (detail.error ? 1006 : 1005), reason: detail.reason ?? '' }
+}
 
 /** The `data` listener of a passthrough leg's TCP socket: shared, no closure per connection. */
 function onSocketData(this: { [kLeg]: Leg }, chunk: Buffer): void {

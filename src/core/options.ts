@@ -30,6 +30,8 @@ export interface ResolvedProxyOptions extends Required<Pick<WebSocketProxyOption
   limits: WebSocketProxyLimits | undefined
   /** Client send rates, when any is set: messages and bytes per second (0: no limit). */
   rates: { messages: number, bytes: number } | undefined
+  onConnectionOpen: WebSocketProxyOptions['onConnectionOpen']
+  onConnectionClose: WebSocketProxyOptions['onConnectionClose']
   onUpstreamConnect: WebSocketProxyOptions['onUpstreamConnect']
   onUpstreamOpen: WebSocketProxyOptions['onUpstreamOpen']
   onUpstreamClose: WebSocketProxyOptions['onUpstreamClose']
@@ -161,6 +163,8 @@ export function resolveOptions(input: WebSocketProxyOptions['target'] | WebSocke
     rates: limits && (limits.messagesPerSecond || limits.bytesPerSecond)
       ? { messages: limits.messagesPerSecond ?? 0, bytes: limits.bytesPerSecond ?? 0 }
       : undefined,
+    onConnectionOpen: options.onConnectionOpen,
+    onConnectionClose: options.onConnectionClose,
     onUpstreamConnect: options.onUpstreamConnect,
     onUpstreamOpen: options.onUpstreamOpen,
     onUpstreamClose: options.onUpstreamClose,

@@ -302,6 +302,7 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
       pool.stop()
       return drain(rt, options.spread ?? 10_000, code, reason)
     },
+    connections: () => [...connections].map(connection => connection.info()),
     closeMatching(match, code = 1008, reason = 'Revoked') {
       let closed = 0
       for (const connection of [...connections]) {

@@ -145,6 +145,44 @@ export type WebSocketProxyCloseCause =
   | 'revoked'
   | 'rate-limit'
 
+/** A close frame as one leg saw it (1006: no close frame, 1005: one without a code). */
+export interface WebSocketProxyLegClose {
+  code: number
+  reason: string
+}
+
+/** One proxied connection, as `connections()` and `onConnectionOpen` see it. */
+export interface WebSocketProxyConnectionInfo {
+  /** Unique in this process (`<random prefix>-<sequence>`), stable for the connection's life. */
+  id: string
+  peer: ProxyPeer
+  /** The client's address, when the adapter knows it. */
+  remoteAddress: string | undefined
+  /** The upstream URL dialled (the last attempt's); `undefined` before the first dial. */
+  url: URL | undefined
+  /** Epoch ms: the client accepted; the upstream opened. */
+  startedAt: number
+  upstreamOpenedAt: number | undefined
+  /** Milliseconds of the upstream handshake (dial to open, of the attempt that opened). */
+  handshakeMs: number | undefined
+  durationMs: number
+  /** Payload bytes and messages relayed so far, each way. */
+  bytes: { toUpstream: number, toClient: number }
+  messages: { toUpstream: number, toClient: number }
+}
+
+/** One ended connection: `onConnectionClose` gets exactly one per connection, however it ended. */
+export interface WebSocketProxyConnectionRecord extends WebSocketProxyConnectionInfo {
+  endedAt: number
+  /** Who ended it, and the cause counted in `stats().closed`. */
+  source: 'client' | 'upstream' | 'proxy'
+  cause: WebSocketProxyCloseCause
+  /** What the client received or sent, and the same for the upstream leg. */
+  client: WebSocketProxyLegClose
+  upstream: WebSocketProxyLegClose
+  error?: unknown
+}
+
 /** Details passed to `onUpstreamClose`. */
 export interface WebSocketProxyCloseDetails extends WebSocketProxyUpstream {
   /** Which side ended the connection: the client, the upstream, or the proxy itself. */
@@ -317,6 +355,13 @@ export interface WebSocketProxyOptions {
    * URL of the last dial (with failover, `onUpstreamConnect` runs once per attempt).
    */
   onUpstreamClose?: (peer: ProxyPeer, details: WebSocketProxyCloseDetails) => void
+  /** Called when a connection's upstream opened (the relay starts). Not for connections that never reach it. */
+  onConnectionOpen?: (info: WebSocketProxyConnectionInfo) => void
+  /**
+   * Called exactly once per connection (client accepted), however it ends: durations, bytes and
+   * messages each way, the close each leg saw, who ended it and why. An access log's source.
+   */
+  onConnectionClose?: (record: WebSocketProxyConnectionRecord) => void
 }
 
 /** Counters of one proxy instance, read with `proxy.stats()`. */
@@ -362,6 +407,8 @@ export interface WebSocketProxy extends Required<Pick<Hooks, 'upgrade' | 'open' 
    * a user who logged out. Returns how many were closed.
    */
   closeMatching: (match: (peer: ProxyPeer) => boolean, code?: number, reason?: string) => number
+  /** The open connections now (a snapshot each: id, peer, upstream, age, bytes, messages). */
+  connections: () => WebSocketProxyConnectionInfo[]
 }
 
 /** Options of {@link WebSocketProxy.drainAll}. */

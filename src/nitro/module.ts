@@ -45,6 +45,7 @@ export default wsProxyModule
 export function setupWsProxy(nitro: Nitro, options: WsProxyModuleOptions = {}): NormalizedWsProxyRule[] {
   // Fails the build with the field named when the settings are wrong.
   resolveShutdown(options.shutdown, 'wsProxy.shutdown')
+  resolveObserveOptions(options)
   const rules = applyRules(nitro, options)
   if (rules.length) {
     const problem = checkPreset(nitro.options.preset, nitro.options)
@@ -117,6 +118,8 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
   nitro.options.plugins = nitro.options.plugins.filter(p => p !== SESSION_CHECK_PLUGIN && p !== JWT_CHECK_PLUGIN)
   delete nitro.options.virtual[SESSION_CHECK_PLUGIN]
   delete nitro.options.virtual[JWT_CHECK_PLUGIN]
+  nitro.options.handlers = nitro.options.handlers.filter(h => h.handler !== METRICS_HANDLER)
+  delete nitro.options.virtual[METRICS_HANDLER]
   if (!rules.length) return rules
 
   const distDir = findDistDir()
@@ -143,7 +146,15 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
   }
   const entries = Object.fromEntries(rules.map(rule => [rule.name, rule.runtime]))
   // `trustProxy: ''` (unset) exists so that NITRO_WS_PROXY_TRUST_PROXY applies (origin checks, `limits.perIp`).
-  runtimeConfig.wsProxy = defu(current, entries, { shutdown: resolveShutdown(options.shutdown, 'wsProxy.shutdown'), trustProxy: '' })
+  const observe = resolveObserveOptions(options)
+  // `accessLog` is always written so that NITRO_WS_PROXY_ACCESS_LOG can turn it on without a
+  // rebuild; `metrics.token` (private, set only at runtime) exists when the endpoint does.
+  runtimeConfig.wsProxy = defu(current, entries, {
+    shutdown: resolveShutdown(options.shutdown, 'wsProxy.shutdown'),
+    trustProxy: '',
+    accessLog: observe.accessLog,
+    ...(observe.metricsPath ? { metrics: { token: '' } } : {}),
+  })
   writtenEntries.set(nitro, Object.fromEntries(rules.map(rule => [rule.name, JSON.stringify(runtimeConfig.wsProxy[rule.name])])))
   // Rules with auth off (`auth: false` / `{ session: false }`) have no `auth` (see rules.ts).
   const protectedRoutes = rules.filter(rule => authMethod(rule.auth) === 'session').map(rule => rule.route)
@@ -184,6 +195,8 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
   useFixedDenoAdapter(nitro, distDir)
   forwardClusterSignals(nitro, runtimeDir)
   registerServerUtil(nitro, runtimeDir)
+  if (observe.metricsPath) registerMetricsEndpoint(nitro, runtimeDir, observe.metricsPath, rules)
+  if (nitro.options.dev) registerDevtoolsRoutes(nitro, runtimeDir)
   for (const plugin of [`${runtimeDir}plugin.mjs`, `${runtimeDir}unmatched.mjs`]) {
     if (!nitro.options.plugins.includes(plugin)) nitro.options.plugins.push(plugin)
   }
@@ -201,6 +214,24 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
   return rules
 }
 
+/** The dev-only live view: an HTML page and the JSON state it polls (also the Nuxt DevTools tab). */
+export const DEVTOOLS_ROUTE = '/_ws-proxy/devtools'
+
+/**
+ * Development only (`nitropack dev`, `nuxi dev`): serve the live view at {@link DEVTOOLS_ROUTE}
+ * (runtime/devtools-page.ts) and its state at `${DEVTOOLS_ROUTE}/state`
+ * (runtime/devtools-state.ts). Never called for a production build, which so has no such route.
+ * Idempotent: `applyRules` runs again on every config reload.
+ */
+function registerDevtoolsRoutes(nitro: Nitro, runtimeDir: string): void {
+  const routes = [
+    { route: DEVTOOLS_ROUTE, handler: `${runtimeDir}devtools-page.mjs` },
+    { route: `${DEVTOOLS_ROUTE}/state`, handler: `${runtimeDir}devtools-state.mjs` },
+  ]
+  nitro.options.handlers = nitro.options.handlers.filter(h => !routes.some(r => r.handler === h.handler))
+  nitro.options.handlers.push(...routes.map(r => ({ ...r, method: 'get' as const })))
+}
+
 /** Auto-import `useWsProxy()` in server code (Nitro's `imports`, which Nuxt's server uses too). */
 function registerServerUtil(nitro: Nitro, runtimeDir: string): void {
   const imports = nitro.options.imports
@@ -210,6 +241,70 @@ function registerServerUtil(nitro: Nitro, runtimeDir: string): void {
   if (!imports.presets.some(p => (p as { from?: string }).from === from)) {
     imports.presets.push({ from, imports: ['useWsProxy'] })
   }
+  // `renderWsProxyMetrics()`: our metrics as text, for an app that serves its own /metrics
+  // (prom-client's registry and ours in one answer; see docs/observability.md).
+  const metricsFrom = `${runtimeDir}metrics.mjs`
+  if (!imports.presets.some(p => (p as { from?: string }).from === metricsFrom)) {
+    imports.presets.push({ from: metricsFrom, imports: [{ name: 'renderMetrics', as: 'renderWsProxyMetrics' }] })
+  }
+}
+
+/** The virtual module of the metrics endpoint (module option `metrics`). */
+export const METRICS_HANDLER = '#nitro-ws-proxy/metrics'
+
+/** The metrics endpoint's path when `metrics: true`. */
+export const DEFAULT_METRICS_PATH = '/_ws-proxy/metrics'
+
+/** The module's observability options, checked (build errors name the field). */
+export interface ResolvedObserveOptions {
+  /** Where the metrics endpoint is served; `undefined`: no endpoint. */
+  metricsPath: string | undefined
+  /** The access log's default (`runtimeConfig.wsProxy.accessLog`): `''` off. */
+  accessLog: '' | 'text' | 'json'
+}
+
+/** Check `metrics` and `accessLog` of the module options; throws a `TypeError` naming the field. */
+export function resolveObserveOptions(options: WsProxyModuleOptions): ResolvedObserveOptions {
+  const { metrics, accessLog } = options as { metrics?: unknown, accessLog?: unknown }
+  let metricsPath: string | undefined
+  if (metrics === true) metricsPath = DEFAULT_METRICS_PATH
+  else if (metrics !== undefined && metrics !== false) {
+    if (typeof metrics !== 'object' || metrics === null || Array.isArray(metrics)) {
+      throw new TypeError(`[nitro-ws-proxy] wsProxy.metrics must be true, false or { path }, got ${JSON.stringify(metrics)}`)
+    }
+    for (const key of Object.keys(metrics)) {
+      if (key !== 'path') throw new TypeError(`[nitro-ws-proxy] wsProxy.metrics.${key} is not an option (the token is a runtime secret: set NITRO_WS_PROXY_METRICS_TOKEN)`)
+    }
+    const path = (metrics as { path?: unknown }).path ?? DEFAULT_METRICS_PATH
+    if (typeof path !== 'string' || !path.startsWith('/')) {
+      throw new TypeError(`[nitro-ws-proxy] wsProxy.metrics.path must start with '/', got ${JSON.stringify(path)}`)
+    }
+    if (/[\s?#*]/.test(path) || path.includes('//') || (path.length > 1 && path.endsWith('/'))) {
+      throw new TypeError(`[nitro-ws-proxy] wsProxy.metrics.path must be a plain path without spaces, '?', '#', '*', '//' or a trailing '/', got ${JSON.stringify(path)}`)
+    }
+    metricsPath = path
+  }
+  if (accessLog !== undefined && accessLog !== true && accessLog !== false && accessLog !== 'text' && accessLog !== 'json') {
+    throw new TypeError(`[nitro-ws-proxy] wsProxy.accessLog must be true, false, 'text' or 'json', got ${JSON.stringify(accessLog)}`)
+  }
+  return { metricsPath, accessLog: accessLog === true || accessLog === 'text' ? 'text' : accessLog === 'json' ? 'json' : '' }
+}
+
+/**
+ * Serve the metrics (runtime/metrics-handler.ts) at `path`: a plain HTTP route, its token read
+ * from the runtime config on each request.
+ */
+function registerMetricsEndpoint(nitro: Nitro, runtimeDir: string, path: string, rules: NormalizedWsProxyRule[]): void {
+  const clash = rules.find(rule => rule.handlerRoutes.some(route => route === path || (route.endsWith('/**') && path.startsWith(route.slice(0, -2)))))
+  if (clash) {
+    throw new TypeError(`[nitro-ws-proxy] wsProxy.metrics.path '${path}' is served by the wsProxy route '${clash.route}': choose another path`)
+  }
+  nitro.options.virtual[METRICS_HANDLER] = [
+    `import { useRuntimeConfig } from 'nitropack/runtime'`,
+    `import { defineWsProxyMetricsHandler } from ${JSON.stringify(`${runtimeDir}metrics-handler.mjs`)}`,
+    `export default defineWsProxyMetricsHandler({ token: () => useRuntimeConfig().wsProxy?.metrics?.token })`,
+  ].join('\n')
+  nitro.options.handlers.push({ route: path, handler: METRICS_HANDLER })
 }
 
 /** The virtual module standing in for `crossws/adapters/deno` in Deno builds. */
@@ -307,6 +402,7 @@ export function handlerCode(
     `import { useNitroApp, useRuntimeConfig } from 'nitropack/runtime'`,
     `import { createWebSocketProxy } from ${JSON.stringify(ctx.coreEntry)}`,
     `import { defineWsProxyHandler } from ${JSON.stringify(`${ctx.runtimeDir}handler.mjs`)}`,
+    `import { accessLogFormat } from ${JSON.stringify(`${ctx.runtimeDir}access-log.mjs`)}`,
   ]
   if (ctx.useWs) imports.push(`import { WebSocket } from ${JSON.stringify(`${ctx.runtimeDir}ws.mjs`)}`)
   const body = [`const runtimeConfig = useRuntimeConfig()`]
@@ -339,6 +435,10 @@ export function handlerCode(
     `  runtimeConfig,`,
     `  dev: ${ctx.dev},`,
     `  auth: ${method ? 'auth' : 'undefined'},`,
+    `  observe: {`,
+    `    callHook: (name, event) => useNitroApp().hooks.callHook(name, event),`,
+    `    accessLog: accessLogFormat(runtimeConfig.wsProxy?.accessLog),`,
+    `  },`,
     `})`,
   )
   const lines = [...imports, ...body]

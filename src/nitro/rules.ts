@@ -28,8 +28,8 @@ export interface NormalizedWsProxyRule {
 export const RULE_KEYS = ['name', 'auth', ...RUNTIME_OPTION_KEYS] as const
 
 const NAME_RE = /^[a-z][a-z\d]*$/i
-/** Keys of `runtimeConfig.wsProxy` that are not rules (auth and shutdown settings). */
-const RESERVED_NAMES = new Set(['session', 'jwt', 'trustProxy', 'hookTimeout', 'defaults', 'routes', 'shutdown'])
+/** Keys of `runtimeConfig.wsProxy` that are not rules (auth, shutdown, metrics and access log settings). */
+const RESERVED_NAMES = new Set(['session', 'jwt', 'trustProxy', 'hookTimeout', 'defaults', 'routes', 'shutdown', 'metrics', 'accessLog'])
 const ROUTE_RE = /^\/[^*:?#]*?(?:\/\*\*)?$/
 
 /**

@@ -1,8 +1,9 @@
 import type { AuthRuleInput, JwtRuleInput, WsProxyAuthContext } from '../runtime/auth/types'
 import type { WsProxyRule, WsProxyRuleOptions } from '../runtime/options'
 import type { WsProxyShutdownOptions } from '../runtime/shutdown'
+import type { WsProxyCloseEvent, WsProxyOpenEvent } from '../runtime/observe'
 
-export type { AuthRuleInput, JwtRuleInput, WsProxyAuthContext, WsProxyRule, WsProxyRuleOptions, WsProxyShutdownOptions }
+export type { AuthRuleInput, JwtRuleInput, WsProxyAuthContext, WsProxyCloseEvent, WsProxyOpenEvent, WsProxyRule, WsProxyRuleOptions, WsProxyShutdownOptions }
 
 /** Options of the Nitro module: `wsProxy` in `nitro.config` (and of the Nuxt module). */
 export interface WsProxyModuleOptions {
@@ -23,6 +24,32 @@ export interface WsProxyModuleOptions {
    * @default { spread: 10000, code: 1001, reason: 'Server shutting down' }
    */
   shutdown?: WsProxyShutdownOptions
+  /**
+   * Serve Prometheus metrics of every proxied route (text exposition format 0.0.4) at `path`:
+   * connections, closes by cause, bytes and messages each way, refusals by status, per-upstream
+   * health and histograms. Off by default: an endpoint is only added when asked for. Readable with
+   * `Authorization: Bearer <token>` when `NITRO_WS_PROXY_METRICS_TOKEN` is set, else by loopback
+   * clients only; everyone else gets 404.
+   * @default false
+   * @example true // or { path: '/internal/ws-metrics' }
+   */
+  metrics?: boolean | WsProxyMetricsOptions
+  /**
+   * One line per ended connection on the server's console: `true`/`'text'` as `key=value` pairs,
+   * `'json'` as one JSON object. Off by default (a line per connection is noise until wanted);
+   * env `NITRO_WS_PROXY_ACCESS_LOG` (`text`, `json`, `false`) overrides it at runtime.
+   * @default false
+   */
+  accessLog?: boolean | 'text' | 'json'
+}
+
+/** Options of the metrics endpoint (module option `metrics`). */
+export interface WsProxyMetricsOptions {
+  /**
+   * Path of the endpoint (below the app's `baseURL`).
+   * @default '/_ws-proxy/metrics'
+   */
+  path?: string
 }
 
 /** The `runtimeConfig.wsProxy.<name>` entries the module writes (one per rule). */
@@ -55,6 +82,17 @@ interface WsProxyRuntimeHooks {
    * })
    */
   'ws-proxy:auth': (ctx: WsProxyAuthContext) => void | Promise<void>
+  /**
+   * A proxied connection's upstream opened: route, connection id, client address, upstream URL
+   * (no query string), user (routes with `auth`). Not awaited.
+   */
+  'ws-proxy:open': (event: WsProxyOpenEvent) => void | Promise<void>
+  /**
+   * A proxied connection ended (exactly once per connection, however it ended): the open fields
+   * plus duration, bytes and messages each way, the close each leg saw, who ended it and why.
+   * Not awaited.
+   */
+  'ws-proxy:close': (event: WsProxyCloseEvent) => void | Promise<void>
 }
 
 declare module 'nitropack/types' {

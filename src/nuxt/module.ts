@@ -2,6 +2,7 @@ import { defineNuxtModule } from '@nuxt/kit'
 import { defu } from 'defu'
 import type { NitroConfig } from 'nitropack/types'
 import { guardNuxtDevServer } from '../nitro/dev-guard'
+import { addDevtoolsTab } from './devtools'
 import wsProxyNitroModule from '../nitro/module'
 import type { WsProxyModuleOptions } from '../nitro/types'
 
@@ -36,6 +37,8 @@ export default defineNuxtModule<ModuleOptions>({
     if (nuxt.options.dev) {
       // `nuxi dev`: a client resetting mid-handshake must not restart Nuxt (see dev-guard.ts).
       nuxt.hook('ready', () => guardNuxtDevServer((nuxt as { server?: { upgrade?: unknown } }).server))
+      // Nuxt DevTools: a "WebSocket proxy" tab showing the dev-only live view.
+      addDevtoolsTab(nuxt)
     }
   },
 })

@@ -17,6 +17,7 @@ import { rejectUpgrade as reject } from '../core/reject'
 import { forwardedHeaders } from './forwarded'
 import { checkRuleOptions, type CheckedRuleOptions } from './options'
 import { mapTarget, pathBelow, splitRequestUrl } from './target'
+import { countRouteRefusal, createRouteObserver, type ObserverSinks } from './observe'
 
 /** What `createRouteAuth` (auth runtime) returns for a route. */
 export interface RouteAuth {
@@ -61,6 +62,8 @@ export interface WsProxyHandlerInput {
    * `check` runs first on every upgrade; a `Response` rejects before anything is dialled.
    */
   auth?: RouteAuth
+  /** Where connection events go: Nitro's `ws-proxy:open`/`:close` hooks, the access log. */
+  observe?: ObserverSinks
 }
 
 /** The parts of Nitro's runtime config read here. */
@@ -90,13 +93,18 @@ export const wsProxies = new Map<string, WebSocketProxy>()
  */
 export function defineWsProxyHandler(input: WsProxyHandlerInput) {
   const setup = setupRoute(input)
+  /** Refuse an upgrade the proxy never sees (counted for the metrics). */
+  const refuse = (status: number, text: string) => {
+    countRouteRefusal(input.route, status)
+    return reject(status, text)
+  }
   const prefix = input.route.endsWith('/**') ? input.route.slice(0, -3) : input.route
   const baseURL = (input.runtimeConfig.app?.baseURL || '/').replace(/\/+$/, '')
 
   if (!setup.ok) {
     console.error(setup.error)
     return defineWebSocketHandler({
-      upgrade: () => reject(500, 'Internal Server Error'),
+      upgrade: () => refuse(500, 'Internal Server Error'),
     })
   }
   const { proxy, rule, auth } = setup
@@ -108,7 +116,10 @@ export function defineWsProxyHandler(input: WsProxyHandlerInput) {
         // Auth integration point (issue 5): the only place a rule's `auth` is applied.
         if (auth) {
           const result = await auth.check(request as unknown as Request)
-          if (result instanceof Response) return result
+          if (result instanceof Response) {
+            countRouteRefusal(input.route, result.status)
+            return result
+          }
           grant = result
         }
         const { path, query: clientQuery } = splitRequestUrl(request.url)
@@ -116,11 +127,11 @@ export function defineWsProxyHandler(input: WsProxyHandlerInput) {
         const query = auth?.queryParams?.length ? withoutQueryParams(clientQuery, auth.queryParams) : clientQuery
         const local = baseURL ? pathBelow(path, baseURL) : path
         const suffix = local === undefined ? undefined : pathBelow(local || '/', prefix)
-        if (suffix === undefined) return reject(400, 'Bad Request')
+        if (suffix === undefined) return refuse(400, 'Bad Request')
         let urls: string | string[]
         if (rule.targets.length === 1) {
           const url = mapTarget(rule.targets[0]!, suffix, query)
-          if (!url) return reject(400, 'Bad Request')
+          if (!url) return refuse(400, 'Bad Request')
           urls = url
         }
         else {
@@ -128,7 +139,7 @@ export function defineWsProxyHandler(input: WsProxyHandlerInput) {
           urls = []
           for (const target of rule.targets) {
             const url = mapTarget(target, suffix, query)
-            if (!url) return reject(400, 'Bad Request')
+            if (!url) return refuse(400, 'Bad Request')
             urls.push(url)
           }
         }
@@ -145,7 +156,7 @@ export function defineWsProxyHandler(input: WsProxyHandlerInput) {
       }
       catch (error) {
         console.error(`[nitro-ws-proxy] ${input.route}: upgrade failed:`, error)
-        return reject(500, 'Internal Server Error')
+        return refuse(500, 'Internal Server Error')
       }
     },
     open(peer) {
@@ -185,6 +196,7 @@ function setupRoute(input: WsProxyHandlerInput): RouteSetup {
     const forwardedContext = { devProxy: input.dev === true }
     const proxy = input.createWebSocketProxy({
       ...rule.proxy,
+      ...createRouteObserver(input.route, input.observe ?? {}),
       target: peer => stateOf(peer).urls,
       // Known from the start, so active health checks run before the first connection.
       upstreams: rule.targets.map(target => mapTarget(target, '', '')).filter((url): url is string => url !== undefined),

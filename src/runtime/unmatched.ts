@@ -1,4 +1,5 @@
 import { rejectUpgrade } from '../core/reject'
+import { unmatchedRefusals } from './observe'
 
 /** The part of the h3 app's crossws options this plugin wraps. */
 interface WebSocketOptionsLike {
@@ -6,7 +7,12 @@ interface WebSocketOptionsLike {
 }
 
 /** Hooks for a path no WebSocket handler serves: refuse the upgrade. */
-const NOT_FOUND = Object.freeze({ upgrade: () => rejectUpgrade(404, 'Not Found') })
+const NOT_FOUND = Object.freeze({
+  upgrade: () => {
+    unmatchedRefusals[404] = (unmatchedRefusals[404] ?? 0) + 1
+    return rejectUpgrade(404, 'Not Found')
+  },
+})
 
 /**
  * Nitro plugin: refuse WebSocket upgrades on paths no WebSocket handler serves (404).

@@ -30,6 +30,15 @@ describe('Nuxt build', () => {
     const html = await (await fetch(`${appUrl()}/`)).text()
     expect(html).toContain('nitro-ws-proxy Nuxt fixture')
   })
+
+  it('has no live view: the dev-only `/_ws-proxy/devtools` routes are plain app URLs', async () => {
+    // This fixture has no pages/: app.vue renders on every URL (200), as on any unknown path.
+    for (const path of ['/_ws-proxy/devtools', '/_ws-proxy/devtools/state']) {
+      const body = await (await fetch(`${appUrl()}${path}`)).text()
+      expect(body, path).toContain('nitro-ws-proxy Nuxt fixture')
+      expect(body, path).not.toContain('WebSocket proxy')
+    }
+  })
 })
 
 describe('useWsProxy() in Nuxt server code', () => {
