@@ -16,4 +16,17 @@ export default defineBuildConfig({
   clean: true,
   externals: ['nitropack', 'nitropack/types', '@nuxt/kit', '@nuxt/schema', 'h3', 'crossws', 'ws', 'defu'],
   rollup: { emitCJS: false },
+  hooks: {
+    // Nitro 3 type augmentations (`h3/rules`, `nitro/types`): a hand-written declaration file,
+    // since the repo's own type check has no Nitro 3 installed to resolve those modules against.
+    async 'build:done'() {
+      const { copyFile, readFile, writeFile } = await import('node:fs/promises')
+      await copyFile('src/types/nitro3.d.mts', 'dist/nitro3.d.mts')
+      for (const file of ['dist/nitro.d.mts', 'dist/nuxt.d.mts']) {
+        const text = await readFile(file, 'utf8')
+        const reference = '/// <reference path="./nitro3.d.mts" />\n'
+        if (!text.startsWith(reference)) await writeFile(file, reference + text)
+      }
+    },
+  },
 })

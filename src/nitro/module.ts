@@ -11,12 +11,19 @@ import { authMethod } from '../runtime/auth/types'
 import type { WsProxyModuleOptions } from './types'
 import { guardDevServerUpgrades } from './dev-guard'
 import { checkPreset } from './presets'
+import { detectNitroLine, importRuntimeUtils, type NitroLine } from './line'
 
 /** Prefix of the virtual handler modules: `#nitro-ws-proxy/route-0`, `-1`, ... */
 export const VIRTUAL_PREFIX = '#nitro-ws-proxy/route-'
 
 /** The virtual server plugin that checks the session password at start (only with session auth). */
 export const SESSION_CHECK_PLUGIN = '#nitro-ws-proxy/session-password-check'
+
+/** The virtual server plugin draining proxied connections on shutdown (runtime/plugin.ts). */
+export const SHUTDOWN_PLUGIN = '#nitro-ws-proxy/shutdown'
+
+/** Nitro 3 only: the virtual server plugin answering upgrades (runtime/upgrades.ts). */
+export const UPGRADES_PLUGIN = '#nitro-ws-proxy/upgrades'
 
 /** The virtual server plugin that checks the JWT secret at start (only with `jwt` rules without `jwks`). */
 export const JWT_CHECK_PLUGIN = '#nitro-ws-proxy/jwt-secret-check'
@@ -51,8 +58,13 @@ export function setupWsProxy(nitro: Nitro, options: WsProxyModuleOptions = {}): 
     const problem = checkPreset(nitro.options.preset, nitro.options)
     if (problem) throw new Error(problem)
   }
-  guardDevServerUpgrades(nitro)
-  registerTypes(nitro)
+  if (detectNitroLine(nitro) === 2) {
+    guardDevServerUpgrades(nitro)
+    registerTypes(nitro)
+  }
+  else {
+    resolveH3ForRuntime(nitro)
+  }
   // `nitropack dev` hot-reloads routeRules and runtimeConfig edits without running modules
   // again (and replaces runtimeConfig): register the rules again before it rebuilds.
   nitro.hooks.hook('rollup:reload', () => {
@@ -120,7 +132,12 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
   delete nitro.options.virtual[JWT_CHECK_PLUGIN]
   nitro.options.handlers = nitro.options.handlers.filter(h => h.handler !== METRICS_HANDLER)
   delete nitro.options.virtual[METRICS_HANDLER]
+  nitro.options.plugins = nitro.options.plugins.filter(p => p !== SHUTDOWN_PLUGIN && p !== UPGRADES_PLUGIN)
+  delete nitro.options.virtual[SHUTDOWN_PLUGIN]
+  delete nitro.options.virtual[UPGRADES_PLUGIN]
   if (!rules.length) return rules
+
+  const line = detectNitroLine(nitro)
 
   const distDir = findDistDir()
   const runtimeDir = `${distDir}runtime/`
@@ -131,11 +148,24 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
   const envPrefix: string = runtimeConfig.nitro?.envPrefix || 'NITRO_'
   const framework = nitro.options.framework?.name === 'nuxt' ? 'nuxt' : 'nitro'
 
-  nitro.options.experimental.websocket = true
-  // Bundle our runtime and core into the server, like Nitro's own runtime.
-  const externals = (nitro.options.externals ||= {} as NonNullable<Nitro['options']['externals']>)
-  externals.inline ||= []
-  if (!externals.inline.includes(distDir)) externals.inline.push(distDir)
+  if (line === 3) {
+    // Nitro 3: `features.websocket` (`experimental.websocket` is its deprecated alias).
+    const options = nitro.options as unknown as { features?: Record<string, unknown>, noExternals?: boolean | Array<string | RegExp> }
+    options.features ||= {}
+    options.features.websocket = true
+    // Bundle our runtime and core into the server (Nitro 3 externalises node_modules by default).
+    if (options.noExternals !== true) {
+      const list = Array.isArray(options.noExternals) ? options.noExternals : (options.noExternals = [])
+      if (!list.includes(distDir)) list.push(distDir)
+    }
+  }
+  else {
+    nitro.options.experimental.websocket = true
+    // Bundle our runtime and core into the server, like Nitro's own runtime.
+    const externals = (nitro.options.externals ||= {} as NonNullable<Nitro['options']['externals']>)
+    externals.inline ||= []
+    if (!externals.inline.includes(distDir)) externals.inline.push(distDir)
+  }
 
   // Values written in the app's own runtimeConfig.wsProxy win over the route rule. Entries a
   // previous pass wrote (unchanged since) are ours, not the app's: drop them so edits apply.
@@ -184,6 +214,7 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
       envPrefix: rule.envPrefix.replace(/^NITRO_/, envPrefix),
       framework,
       dev: nitro.options.dev === true,
+      line,
     }))
     // A getter: Nitro's dev watcher keeps the virtual modules it started with across config
     // hot reloads, so an edited rule must be read when the module is loaded again.
@@ -192,23 +223,41 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
       nitro.options.handlers.push({ route, handler: id })
     }
   })
-  useFixedDenoAdapter(nitro, distDir)
-  forwardClusterSignals(nitro, runtimeDir)
-  registerServerUtil(nitro, runtimeDir)
-  if (observe.metricsPath) registerMetricsEndpoint(nitro, runtimeDir, observe.metricsPath, rules)
+  if (line === 2) {
+    useFixedDenoAdapter(nitro, distDir)
+    forwardClusterSignals(nitro, runtimeDir)
+    registerServerUtil(nitro, runtimeDir)
+  }
+  if (observe.metricsPath) registerMetricsEndpoint(nitro, runtimeDir, observe.metricsPath, rules, line)
   if (nitro.options.dev) registerDevtoolsRoutes(nitro, runtimeDir)
-  for (const plugin of [`${runtimeDir}plugin.mjs`, `${runtimeDir}unmatched.mjs`]) {
-    if (!nitro.options.plugins.includes(plugin)) nitro.options.plugins.push(plugin)
+  if (line === 2) {
+    // Shutdown drain (runtime/plugin-nitropack.ts) and the 404 for unmatched upgrades.
+    for (const plugin of [`${runtimeDir}plugin-nitropack.mjs`, `${runtimeDir}unmatched.mjs`]) {
+      if (!nitro.options.plugins.includes(plugin)) nitro.options.plugins.push(plugin)
+    }
+  }
+  else {
+    // Shutdown drain: generated with Nitro 3's `useRuntimeConfig`.
+    nitro.options.virtual[SHUTDOWN_PLUGIN] = [
+      ...importRuntimeUtils(line, ['useRuntimeConfig']),
+      `import { defineWsProxyShutdown } from ${JSON.stringify(`${runtimeDir}plugin.mjs`)}`,
+      `export default defineWsProxyShutdown(useRuntimeConfig)`,
+    ].join('\n')
+    nitro.options.plugins.push(SHUTDOWN_PLUGIN)
+    // Nitro 3 resolves an upgrade's hooks by running the whole app (middleware included) on the
+    // upgrade request: proxied routes are answered before any middleware, unmatched upgrades 404.
+    nitro.options.virtual[UPGRADES_PLUGIN] = upgradesPluginCode(rules, runtimeDir)
+    nitro.options.plugins.push(UPGRADES_PLUGIN)
   }
   if (protectedRoutes.length) {
     // Fails the server start (not the build: the password is a runtime secret) when a
     // session-protected route has no usable password.
-    nitro.options.virtual[SESSION_CHECK_PLUGIN] = sessionCheckCode(protectedRoutes, { runtimeDir, framework })
+    nitro.options.virtual[SESSION_CHECK_PLUGIN] = sessionCheckCode(protectedRoutes, { runtimeDir, framework, line })
     nitro.options.plugins.push(SESSION_CHECK_PLUGIN)
   }
   if (secretRoutes.length) {
     // Same for `jwt` routes verified with the shared secret (no `jwks`).
-    nitro.options.virtual[JWT_CHECK_PLUGIN] = jwtCheckCode(secretRoutes, { runtimeDir, framework })
+    nitro.options.virtual[JWT_CHECK_PLUGIN] = jwtCheckCode(secretRoutes, { runtimeDir, framework, line })
     nitro.options.plugins.push(JWT_CHECK_PLUGIN)
   }
   return rules
@@ -294,13 +343,13 @@ export function resolveObserveOptions(options: WsProxyModuleOptions): ResolvedOb
  * Serve the metrics (runtime/metrics-handler.ts) at `path`: a plain HTTP route, its token read
  * from the runtime config on each request.
  */
-function registerMetricsEndpoint(nitro: Nitro, runtimeDir: string, path: string, rules: NormalizedWsProxyRule[]): void {
+function registerMetricsEndpoint(nitro: Nitro, runtimeDir: string, path: string, rules: NormalizedWsProxyRule[], line: NitroLine = 2): void {
   const clash = rules.find(rule => rule.handlerRoutes.some(route => route === path || (route.endsWith('/**') && path.startsWith(route.slice(0, -2)))))
   if (clash) {
     throw new TypeError(`[nitro-ws-proxy] wsProxy.metrics.path '${path}' is served by the wsProxy route '${clash.route}': choose another path`)
   }
   nitro.options.virtual[METRICS_HANDLER] = [
-    `import { useRuntimeConfig } from 'nitropack/runtime'`,
+    ...importRuntimeUtils(line, ['useRuntimeConfig']),
     `import { defineWsProxyMetricsHandler } from ${JSON.stringify(`${runtimeDir}metrics-handler.mjs`)}`,
     `export default defineWsProxyMetricsHandler({ token: () => useRuntimeConfig().wsProxy?.metrics?.token })`,
   ].join('\n')
@@ -368,9 +417,9 @@ function findDistDir(): string {
 }
 
 /** The generated server plugin checking the session password when the server starts. */
-export function sessionCheckCode(routes: string[], ctx: { runtimeDir: string, framework: 'nitro' | 'nuxt' }): string {
+export function sessionCheckCode(routes: string[], ctx: { runtimeDir: string, framework: 'nitro' | 'nuxt', line?: NitroLine }): string {
   return [
-    `import { useRuntimeConfig } from 'nitropack/runtime'`,
+    ...importRuntimeUtils(ctx.line ?? 2, ['useRuntimeConfig']),
     `import { defineSessionPasswordCheck } from ${JSON.stringify(`${ctx.runtimeDir}auth/startup.mjs`)}`,
     `export default defineSessionPasswordCheck({`,
     `  routes: ${JSON.stringify(routes)},`,
@@ -381,9 +430,9 @@ export function sessionCheckCode(routes: string[], ctx: { runtimeDir: string, fr
 }
 
 /** The generated server plugin checking the JWT secret when the server starts. */
-export function jwtCheckCode(routes: string[], ctx: { runtimeDir: string, framework: 'nitro' | 'nuxt' }): string {
+export function jwtCheckCode(routes: string[], ctx: { runtimeDir: string, framework: 'nitro' | 'nuxt', line?: NitroLine }): string {
   return [
-    `import { useRuntimeConfig } from 'nitropack/runtime'`,
+    ...importRuntimeUtils(ctx.line ?? 2, ['useRuntimeConfig']),
     `import { defineJwtSecretCheck } from ${JSON.stringify(`${ctx.runtimeDir}auth/startup.mjs`)}`,
     `export default defineJwtSecretCheck({`,
     `  routes: ${JSON.stringify(routes)},`,
@@ -396,10 +445,13 @@ export function jwtCheckCode(routes: string[], ctx: { runtimeDir: string, framew
 /** The generated module of one rule: composition of core, runtime handler and client. */
 export function handlerCode(
   rule: NormalizedWsProxyRule,
-  ctx: { coreEntry: string, runtimeDir: string, useWs: boolean, envPrefix: string, framework: 'nitro' | 'nuxt', dev: boolean },
+  ctx: { coreEntry: string, runtimeDir: string, useWs: boolean, envPrefix: string, framework: 'nitro' | 'nuxt', dev: boolean, line?: NitroLine },
 ): string {
+  const line = ctx.line ?? 2
+  // Nitro 3: `useNitroApp().hooks` exists only when the app has plugins (ours are), typed optional.
+  const hooks = line === 3 ? 'useNitroApp().hooks?' : 'useNitroApp().hooks'
   const imports = [
-    `import { useNitroApp, useRuntimeConfig } from 'nitropack/runtime'`,
+    ...importRuntimeUtils(line, ['useNitroApp', 'useRuntimeConfig']),
     `import { createWebSocketProxy } from ${JSON.stringify(ctx.coreEntry)}`,
     `import { defineWsProxyHandler } from ${JSON.stringify(`${ctx.runtimeDir}handler.mjs`)}`,
     `import { accessLogFormat } from ${JSON.stringify(`${ctx.runtimeDir}access-log.mjs`)}`,
@@ -421,7 +473,7 @@ export function handlerCode(
       ...(usesSecret ? [`  jwt,`, `  secretEnv,`] : []),
       `  trustProxy: runtimeConfig.wsProxy?.trustProxy === true,`,
       `  hookTimeout: [undefined, null, ''].includes(runtimeConfig.wsProxy?.hookTimeout) ? undefined : Number(runtimeConfig.wsProxy.hookTimeout),`,
-      `  callHook: (name, ctx) => useNitroApp().hooks.callHook(name, ctx),`,
+      `  callHook: (name, ctx) => ${hooks}.callHook(name, ctx),`,
       `})`,
     )
   }
@@ -436,11 +488,66 @@ export function handlerCode(
     `  dev: ${ctx.dev},`,
     `  auth: ${method ? 'auth' : 'undefined'},`,
     `  observe: {`,
-    `    callHook: (name, event) => useNitroApp().hooks.callHook(name, event),`,
+    `    callHook: (name, event) => ${hooks}.callHook(name, event),`,
     `    accessLog: accessLogFormat(runtimeConfig.wsProxy?.accessLog),`,
     `  },`,
     `})`,
   )
   const lines = [...imports, ...body]
   return lines.join('\n')
+}
+
+/**
+ * Nitro 3: the plugin (runtime/upgrades.ts) that answers upgrades on the proxied routes before
+ * the app's middleware runs, and refuses upgrades no WebSocket handler serves with 404.
+ */
+export function upgradesPluginCode(rules: NormalizedWsProxyRule[], runtimeDir: string): string {
+  const imports = rules.map((_, index) => `import route${index} from ${JSON.stringify(`${VIRTUAL_PREFIX}${index}`)}`)
+  const routes = rules.map((rule, index) => `  { routes: ${JSON.stringify(rule.handlerRoutes)}, handler: route${index} },`)
+  return [
+    ...imports,
+    `import { useRuntimeConfig } from 'nitro/runtime-config'`,
+    `import { defineWsProxyUpgrades } from ${JSON.stringify(`${runtimeDir}upgrades.mjs`)}`,
+    `export default defineWsProxyUpgrades([`,
+    ...routes,
+    `], () => useRuntimeConfig().app?.baseURL)`,
+  ].join('\n')
+}
+
+/**
+ * Nitro 3: our runtime files import the h3 utilities both h3 lines export (`defineEventHandler`,
+ * `defineWebSocketHandler`, `unsealSession`, ...) from `h3`. Resolve that import, from our files
+ * only, to the h3 Nitro itself runs (h3 2), whatever `h3` a lookup from our package would find.
+ */
+function resolveH3ForRuntime(nitro: Nitro): void {
+  const distDir = findDistDir()
+  // A file of the `nitro` package this build runs (its own error handler, which Nitro 3 adds to
+  // `errorHandler` by path): `h3` is resolved as if that file imported it. A lookup of `nitro`
+  // from the app can find another copy (Nuxt 5 nightly installs may hoist the `nitro@3.0.0`
+  // placeholder while the real beta sits below @nuxt/nitro-server).
+  const handlers = (nitro.options as unknown as { errorHandler?: unknown }).errorHandler
+  let nitroEntry = (Array.isArray(handlers) ? handlers : [handlers])
+    .find((h): h is string => typeof h === 'string' && /[\\/]runtime[\\/]internal[\\/]error[\\/]/.test(h))
+  if (!nitroEntry) {
+    try {
+      nitroEntry = createRequire(resolve(nitro.options.rootDir, 'package.json')).resolve('nitro/package.json')
+    }
+    catch {
+      return
+    }
+  }
+  const nitroFile = nitroEntry
+  const hooks = nitro.hooks as unknown as { hook: (name: string, fn: (nitro: unknown, config: { plugins?: unknown }) => void) => void }
+  hooks.hook('rollup:before', (_nitro, config) => {
+    const plugin = {
+      name: 'nitro-ws-proxy:h3',
+      resolveId(this: { resolve: (source: string, importer: string, options: { skipSelf: boolean }) => Promise<unknown> }, source: string, importer: string | undefined) {
+        if (source !== 'h3' || !importer || !importer.startsWith(distDir)) return null
+        return this.resolve('h3', nitroFile, { skipSelf: true })
+      },
+    }
+    const plugins = config.plugins
+    if (Array.isArray(plugins)) plugins.unshift(plugin)
+    else config.plugins = plugins ? [plugin, plugins] : [plugin]
+  })
 }

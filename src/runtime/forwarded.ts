@@ -23,7 +23,7 @@ export interface ForwardedContext {
  */
 export function forwardedHeaders(peer: ProxyPeer, context: ForwardedContext = {}): Record<string, string> {
   const { request } = peer
-  const socket = nodeSocket(request)
+  const socket = nodeSocket(request) ?? (peer as { _internal?: { nodeReq?: { socket?: NodeSocketLike } } })._internal?.nodeReq?.socket
   const remote = peer.remoteAddress || socket?.remoteAddress
   const headers: Record<string, string> = {}
   if (context.devProxy && !remote) {
@@ -45,7 +45,11 @@ export function forwardedHeaders(peer: ProxyPeer, context: ForwardedContext = {}
   return headers
 }
 
-/** The Node socket behind a crossws Node upgrade request (0.3: `_req`, 0.4: `runtime.node.req`). */
+/**
+ * The Node socket behind a crossws Node upgrade request (0.3: `_req`, 0.4: `runtime.node.req`).
+ * crossws 0.4's Node peer carries a stub request without either (its URL's scheme even comes from
+ * the client's `x-forwarded-proto`): the caller falls back to the peer's own `nodeReq`.
+ */
 function nodeSocket(request: unknown): NodeSocketLike | undefined {
   const r = request as { _req?: { socket?: NodeSocketLike }, runtime?: { node?: { req?: { socket?: NodeSocketLike } } } }
   return r._req?.socket ?? r.runtime?.node?.req?.socket

@@ -16,7 +16,7 @@ import { withoutQueryParams } from './auth/query'
 import { rejectUpgrade as reject } from '../core/reject'
 import { forwardedHeaders } from './forwarded'
 import { checkRuleOptions, type CheckedRuleOptions } from './options'
-import { mapTarget, pathBelow, splitRequestUrl } from './target'
+import { mapTarget, pathBelow, rawRequestUrl, splitRequestUrl } from './target'
 import { countRouteRefusal, createRouteObserver, type ObserverSinks } from './observe'
 
 /** What `createRouteAuth` (auth runtime) returns for a route. */
@@ -103,13 +103,13 @@ export function defineWsProxyHandler(input: WsProxyHandlerInput) {
 
   if (!setup.ok) {
     console.error(setup.error)
-    return defineWebSocketHandler({
+    return withHooks({
       upgrade: () => refuse(500, 'Internal Server Error'),
     })
   }
   const { proxy, rule, auth } = setup
 
-  return defineWebSocketHandler({
+  return withHooks({
     async upgrade(request) {
       try {
         let grant: RouteAuthGrant | undefined
@@ -122,7 +122,7 @@ export function defineWsProxyHandler(input: WsProxyHandlerInput) {
           }
           grant = result
         }
-        const { path, query: clientQuery } = splitRequestUrl(request.url)
+        const { path, query: clientQuery } = splitRequestUrl(rawRequestUrl(request))
         // A token in the query never reaches the upstream, whichever pool entry it dials.
         const query = auth?.queryParams?.length ? withoutQueryParams(clientQuery, auth.queryParams) : clientQuery
         const local = baseURL ? pathBelow(path, baseURL) : path
@@ -175,6 +175,18 @@ export function defineWsProxyHandler(input: WsProxyHandlerInput) {
       return proxy.error(peer, error)
     },
   })
+}
+
+/** The crossws hooks of a handler made by {@link defineWsProxyHandler} (Nitro 3 answers upgrades with them directly). */
+export const WS_PROXY_HOOKS = '__wsProxyHooks'
+
+type WsHooks = Parameters<typeof defineWebSocketHandler>[0]
+
+/** h3's WebSocket handler for `hooks`, which keeps them (as {@link WS_PROXY_HOOKS}). */
+function withHooks(hooks: WsHooks) {
+  const handler = defineWebSocketHandler(hooks)
+  Object.defineProperty(handler, WS_PROXY_HOOKS, { value: hooks })
+  return handler
 }
 
 type RouteSetup =

@@ -85,6 +85,17 @@ export function mapTarget(target: ParsedTarget, suffix: string, query: string): 
 }
 
 /** Split the raw path and query out of an upgrade request URL (absolute on Node, or a path). */
+/**
+ * The request target as the client sent it. A WHATWG `Request.url` is normalised (`/a/../b` and
+ * `/a/%2e%2e/b` become `/b`); on Node, Nitro 3's request (srvx) keeps the raw one on
+ * `runtime.node.req.url`, so path escapes are refused rather than silently mapped elsewhere.
+ * crossws 0.3's request (nitropack 2) has no `runtime`: its `url` is used as before.
+ */
+export function rawRequestUrl(request: { url: string }): string {
+  const raw = (request as { runtime?: { node?: { req?: { url?: unknown } } } }).runtime?.node?.req?.url
+  return typeof raw === 'string' && raw.startsWith('/') ? raw : request.url
+}
+
 export function splitRequestUrl(requestUrl: string): { path: string, query: string } {
   const origin = /^[a-z][a-z\d+.-]*:\/\/[^/?#]*/i.exec(requestUrl)
   const rest = origin ? requestUrl.slice(origin[0].length) : requestUrl

