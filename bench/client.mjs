@@ -1,7 +1,9 @@
 // Load generator (its own process, forked by run.mjs), the same for every target.
 //   node bench/client.mjs <workload> <ws:// url> <params json>
 // It drives the sequence and asks run.mjs to snapshot the proxy at named marks:
-// process.send({ type: 'mark', id, name, gc?, sampleMs? }) resolves on { type: 'ack', id }.
+// process.send({ type: 'mark', id, name, gc?, sampleMs?, waitUpstream? }) resolves on
+// { type: 'ack', id }. With several load generators (scale), a mark is a barrier: run.mjs
+// snapshots once all of them reached it and then acknowledges every one.
 // Ends with process.send({ type: 'result', ... }). Every loop is bounded in count and time.
 import { randomBytes } from 'node:crypto'
 import { WebSocket } from 'ws'
@@ -315,7 +317,101 @@ async function upload() {
   }
 }
 
-const workloads = { latency, small: throughput, large: throughput, idle, slow, upload }
+/**
+ * The scale workload, this process's share of it: `connections` of the `total` (its first one is
+ * number `offset`). Opens them in batches of `batch` (each batch waits for its handshakes), then
+ * every connection sends one `size`-byte text message every `intervalMs` for `steadyMs`, connection
+ * g (of all `total`) at g/total of the interval, so the sends of all processes are spread evenly.
+ * Returns every round-trip time (µs, rounded).
+ */
+async function scale() {
+  const payload = 'x'.repeat(p.size)
+  for (let i = 0; i < p.warmupConnections; i++) {
+    const ws = await connect()
+    await roundTrip(ws, payload)
+    ws.close()
+  }
+  await sleep(p.settleMs)
+  await mark('before', { gc: true })
+  const conns = []
+  let closedEarly = 0
+  const onClose = () => {
+    closedEarly++
+  }
+  for (let opened = 0; opened < p.connections; opened += p.batch) {
+    const n = Math.min(p.batch, p.connections - opened)
+    const batch = await Promise.allSettled(Array.from({ length: n }, () => connect()))
+    const failed = batch.filter(r => r.status === 'rejected')
+    for (const r of batch) {
+      if (r.status !== 'fulfilled') continue
+      r.value.on('error', () => {})
+      r.value.once('close', onClose)
+      conns.push(r.value)
+    }
+    if (failed.length) {
+      for (const ws of conns) ws.terminate()
+      throw new Error(`${failed.length} of a batch of ${n} dials failed, ${conns.length} open (${failed[0].reason?.message ?? failed[0].reason})`)
+    }
+  }
+  await mark('opened', { waitUpstream: true })
+  await sleep(p.settleMs)
+  await mark('settled', { gc: true })
+
+  await mark('steady-start')
+  const rounds = Math.round(p.steadyMs / p.intervalMs)
+  const rtts = new Float64Array(conns.length * rounds)
+  let sent = 0
+  let received = 0
+  const handlers = conns.map((ws) => {
+    const sentAt = [] // FIFO: one entry unless an echo takes longer than the interval
+    const h = () => {
+      const t = sentAt.shift()
+      if (t !== undefined && received < rtts.length) rtts[received++] = (now() - t) * 1000
+    }
+    ws.on('message', h)
+    return sentAt
+  })
+  await new Promise((resolve) => {
+    const t0 = now()
+    let k = 0 // round
+    let j = 0 // next connection of the round
+    const due = (jj, kk) => t0 + ((p.offset + jj) / p.total + kk) * p.intervalMs
+    const ticker = setInterval(() => {
+      const t = now()
+      while (k < rounds && due(j, k) <= t) {
+        const ws = conns[j]
+        if (ws.readyState === 1) {
+          handlers[j].push(now())
+          ws.send(payload)
+          sent++
+        }
+        if (++j === conns.length) {
+          j = 0
+          k++
+        }
+      }
+      if (k === rounds) {
+        clearInterval(ticker)
+        const deadline = now() + p.drainMs
+        const drain = setInterval(() => {
+          if (received >= sent || now() > deadline) {
+            clearInterval(drain)
+            resolve()
+          }
+        }, 5)
+      }
+    }, 5)
+  })
+  await mark('steady-end')
+  await mark('after', { gc: true })
+  for (const ws of conns) {
+    ws.off('close', onClose)
+    ws.terminate()
+  }
+  return { connections: conns.length, sent, received, closedEarly, rtts: Array.from(rtts.subarray(0, received), x => Math.round(x)) }
+}
+
+const workloads = { latency, small: throughput, large: throughput, idle, slow, upload, scale }
 
 try {
   const result = await workloads[workload]()

@@ -18,8 +18,17 @@ export interface UpstreamHandlers {
 
 
 function toHeaderRecord(init: ProxyHeadersInit): Record<string, string> {
-  // `ws` spreads `headers` as a plain object: a `Headers` instance or pairs would vanish.
+  // `ws` spreads `headers` as a plain object: a `Headers` instance or pairs would vanish. A plain
+  // object (what the Nitro runtime builds per connection) is copied without a `Headers` round
+  // trip; Node's HTTP client validates names and values either way.
   const record: Record<string, string> = {}
+  if (!(init instanceof Headers) && !Array.isArray(init)) {
+    for (const name in init) {
+      const value = init[name]
+      if (value !== undefined && value !== null) record[name.toLowerCase()] = String(value)
+    }
+    return record
+  }
   for (const [name, value] of new Headers(init)) record[name] = value
   return record
 }
