@@ -369,18 +369,14 @@ export class ProxyConnection implements FrameTarget {
 
   /** Send one message from `from` to the other leg with its frame type. */
   private relay(from: Leg, data: any, isBinary: boolean): void {
-    const c = this.rt.counters
     const size = byteSize(data)
     const to = from.isClient ? this.upstream! : this.client!
+    // Counted once, here: the proxy's totals add these up (stats.ts), live and at the end.
     if (from.isClient) {
-      c.messagesToUpstream++
-      c.bytesToUpstream += size
       this.messagesUp++
       this.bytesUp += size
     }
     else {
-      c.messagesToClient++
-      c.bytesToClient += size
       this.messagesDown++
       this.bytesDown += size
     }
@@ -420,29 +416,20 @@ export class ProxyConnection implements FrameTarget {
   /** Bytes of a data frame from one leg (passthrough): write them as they are to the other. */
   frameData(fromClient: boolean, slices: Buffer[], payloadBytes: number, first: boolean, last: boolean, fin: boolean): void {
     if (this.phase !== OPEN) return
-    const c = this.rt.counters
     let from: Leg, to: Leg
     if (fromClient) {
       if (this.rates !== undefined && this.overRate(last && fin ? 1 : 0, payloadBytes)) return
       from = this.client!
       to = this.upstream!
       if (this.idleTimer !== undefined) this.lastClientActivity = Date.now()
-      c.bytesToUpstream += payloadBytes
       this.bytesUp += payloadBytes
-      if (last && fin) {
-        c.messagesToUpstream++
-        this.messagesUp++
-      }
+      if (last && fin) this.messagesUp++
     }
     else {
       from = this.upstream!
       to = this.client!
-      c.bytesToClient += payloadBytes
       this.bytesDown += payloadBytes
-      if (last && fin) {
-        c.messagesToClient++
-        this.messagesDown++
-      }
+      if (last && fin) this.messagesDown++
     }
     from.seen = true
     if (first && !last) to.beginFrame()
@@ -703,8 +690,14 @@ export class ProxyConnection implements FrameTarget {
     const rt = this.rt
     const spec = ENDINGS[name]
     rt.connections.delete(this)
-    rt.counters.open--
-    rt.counters.closed[spec.cause]++
+    const c = rt.counters
+    c.open--
+    c.closed[spec.cause]++
+    // Ended connections' relayed counts move into the proxy's totals (live ones are summed in stats()).
+    c.messagesToUpstream += this.messagesUp
+    c.messagesToClient += this.messagesDown
+    c.bytesToUpstream += this.bytesUp
+    c.bytesToClient += this.bytesDown
 
     const client = this.client
     const upstream = this.upstream

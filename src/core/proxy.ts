@@ -293,7 +293,7 @@ export function createWebSocketProxy(target: WebSocketProxyOptions['target'] | W
     error(peer: PeerWithConnection, error) {
       peer[kConnection]?.clientFailed(error)
     },
-    stats: () => snapshotCounters(rt.counters, pool, limits),
+    stats: () => snapshotCounters(rt.counters, pool, connections, limits),
     closeAll: (code = 1001, reason = 'Going Away', timeout = 5000) => closeAll(rt, code, reason, timeout),
     drainAll(options: WebSocketProxyDrainOptions = {}) {
       const code = options.code ?? 1001

@@ -49,14 +49,36 @@ export function countRefusal(c: ProxyCounters, status: number): void {
   c.refused[status] = (c.refused[status] ?? 0) + 1
 }
 
-/** A snapshot of the counters in their public shape. */
-export function snapshotCounters(c: ProxyCounters, pool: UpstreamPool, limits?: ConnectionLimits): WebSocketProxyStats {
+/** What a live connection has relayed so far (see ProxyConnection). */
+interface RelayedCounts {
+  messagesUp: number
+  messagesDown: number
+  bytesUp: number
+  bytesDown: number
+}
+
+/**
+ * A snapshot of the counters in their public shape. Messages and bytes are the ended
+ * connections' totals plus what the live ones relayed so far: the per-message path counts once,
+ * on its connection.
+ */
+export function snapshotCounters(c: ProxyCounters, pool: UpstreamPool, live: Iterable<RelayedCounts>, limits?: ConnectionLimits): WebSocketProxyStats {
+  let messagesUp = c.messagesToUpstream
+  let messagesDown = c.messagesToClient
+  let bytesUp = c.bytesToUpstream
+  let bytesDown = c.bytesToClient
+  for (const r of live) {
+    messagesUp += r.messagesUp
+    messagesDown += r.messagesDown
+    bytesUp += r.bytesUp
+    bytesDown += r.bytesDown
+  }
   return {
     open: c.open,
     opened: c.opened,
     closed: { ...c.closed },
-    messages: { toUpstream: c.messagesToUpstream, toClient: c.messagesToClient },
-    bytes: { toUpstream: c.bytesToUpstream, toClient: c.bytesToClient },
+    messages: { toUpstream: messagesUp, toClient: messagesDown },
+    bytes: { toUpstream: bytesUp, toClient: bytesDown },
     upstreams: pool.snapshot(),
     refused: { ...c.refused },
     limited: { ...c.limited },
