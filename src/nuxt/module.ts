@@ -3,6 +3,7 @@ import { defu } from 'defu'
 import type { NitroConfig } from 'nitropack/types'
 import { guardNuxtDevServer } from '../nitro/dev-guard'
 import { addDevtoolsTab } from './devtools'
+import { bridgeDevUpgrades } from './dev-upgrades'
 import wsProxyNitroModule from '../nitro/module'
 import type { WsProxyModuleOptions } from '../nitro/types'
 
@@ -37,6 +38,8 @@ export default defineNuxtModule<ModuleOptions>({
     if (nuxt.options.dev) {
       // `nuxi dev`: a client resetting mid-handshake must not restart Nuxt (see dev-guard.ts).
       nuxt.hook('ready', () => guardNuxtDevServer((nuxt as { server?: { upgrade?: unknown } }).server))
+      // `nuxi dev` on Nuxt 5: give Nitro 3's Vite plugin the upgrades (see dev-upgrades.ts).
+      bridgeDevUpgrades(nuxt as unknown as Parameters<typeof bridgeDevUpgrades>[0])
       // Nuxt DevTools: a "WebSocket proxy" tab showing the dev-only live view.
       addDevtoolsTab(nuxt)
     }
