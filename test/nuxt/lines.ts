@@ -318,13 +318,6 @@ export interface LineOptions {
   pageText: string
   /** Also test `nuxi dev`. */
   dev: boolean
-  /** Expected status of plain HTTP on a proxied route (see SuiteOptions.plainHttpStatus). */
-  plainHttpStatus?: number
-  /**
-   * `nuxi dev` is known to fail outside our code: instead of the dev suite, assert that it still
-   * fails that way (when it stops failing, this test fails: enable the dev suite).
-   */
-  devBlockedBy?: { pattern: RegExp, why: string }
 }
 
 /** The tests of one Nuxt line: production build (suite, page, shutdown), then `nuxi dev`. */
@@ -356,7 +349,7 @@ export function describeNuxtLine(name: FixtureName, options: LineOptions): void 
       expect(await response.text()).toContain(options.pageText)
     }, 10_000)
 
-    describeProxyBehaviour(`${options.label} build`, () => ({ url: server.url, upstream }), { sessionCookie: 'nuxt-session', plainHttpStatus: options.plainHttpStatus })
+    describeProxyBehaviour(`${options.label} build`, () => ({ url: server.url, upstream }), { sessionCookie: 'nuxt-session' })
 
     it('closes proxied connections with 1001 on SIGTERM and exits within 10 s', async () => {
       const other = await startBuiltFixture(name, build.entry, lineEnv(upstream, slow))
@@ -374,17 +367,6 @@ export function describeNuxtLine(name: FixtureName, options: LineOptions): void 
     }, 30_000)
   })
 
-  if (options.devBlockedBy) {
-    const blocked = options.devBlockedBy
-    describe(`${options.label}: nuxi dev`, () => {
-      it(`still fails outside nitro-ws-proxy: ${blocked.why}`, async () => {
-        const upstream = await startFixtureUpstream()
-        const slow = await startUpstream({ handshakeDelay: 1500 })
-        await expect(startDevFixture(name, lineEnv(upstream, slow))).rejects.toThrow(blocked.pattern)
-      }, 180_000)
-    })
-    return
-  }
   if (!options.dev) return
 
   describe(`${options.label}: nuxi dev`, () => {
