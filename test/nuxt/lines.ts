@@ -351,6 +351,18 @@ export function describeNuxtLine(name: FixtureName, options: LineOptions): void 
 
     describeProxyBehaviour(`${options.label} build`, () => ({ url: server.url, upstream }), { sessionCookie: 'nuxt-session' })
 
+    it('serves the metrics endpoint (`metrics: true`) to loopback clients, relayed connections counted', async () => {
+      const client = await wsConnect(`${server.url.replace(/^http/, 'ws')}/live/metrics`)
+      client.send('counted')
+      expect((await client.next()).text).toBe('counted')
+      await client.close()
+      const response = await fetch(`${server.url}/_ws-proxy/metrics`)
+      expect(response.status).toBe(200)
+      expect(response.headers.get('content-type')).toMatch(/^text\/plain/)
+      const line = (await response.text()).split('\n').find(l => l.startsWith('nitro_ws_proxy_connections_total{') && l.includes('route="/live/**"'))
+      expect(Number(line?.split(' ').pop())).toBeGreaterThanOrEqual(1)
+    }, 10_000)
+
     it('closes proxied connections with 1001 on SIGTERM and exits within 10 s', async () => {
       const other = await startBuiltFixture(name, build.entry, lineEnv(upstream, slow))
       const client = await wsConnect(`${other.url.replace(/^http/, 'ws')}/live/shutdown`)
