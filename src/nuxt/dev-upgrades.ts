@@ -15,8 +15,9 @@
  *   Vite server that has a `nitro` environment and no `httpServer`, sets `httpServer` to a
  *   stand-in event emitter, on which Nitro's plugin then attaches its listener;
  * - on Nuxt's `listen` hook (the CLI's real HTTP listener) it re-emits that listener's `upgrade`
- *   and `close` events on the stand-in, so Nitro's listener sees every upgrade exactly as it
- *   would on Vite's own server (it leaves Vite's HMR upgrades, `vite-*` subprotocols, alone);
+ *   and `close` events on the stand-in, so Nitro's listener sees the upgrades as it would on
+ *   Vite's own server (it leaves `vite-*` subprotocols alone), except those below the app's
+ *   build assets path (`/_nuxt/`), which the CLI keeps from Nitro too (Vite's HMR, DevTools);
  * - when Nuxt closes (a restart or the end), it stops re-emitting.
  *
  * On Nuxt 3 and 4 (nitropack 2, no `nitro` environment) the plugin does nothing: there the
@@ -34,7 +35,7 @@ interface ViteServerLike {
 
 /** The parts of the Nuxt instance the bridge uses. */
 interface NuxtLike {
-  options: { dev?: boolean, vite?: { plugins?: unknown[] } }
+  options: { dev?: boolean, vite?: { plugins?: unknown[] }, app?: { baseURL?: string, buildAssetsDir?: string } }
   hook: (name: string, fn: (...args: any[]) => unknown) => unknown
 }
 
@@ -75,7 +76,7 @@ export function bridgeDevUpgrades(nuxt: NuxtLike): void {
   nuxt.hook('listen', (listener: Server) => {
     if (detach) return
     const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (used) standIn.emit('upgrade', req, socket, head)
+      if (used && !req.url?.startsWith(assetsPath(nuxt))) standIn.emit('upgrade', req, socket, head)
     }
     const onClose = () => standIn.emit('close')
     listener.on('upgrade', onUpgrade)
@@ -90,4 +91,11 @@ export function bridgeDevUpgrades(nuxt: NuxtLike): void {
     standIn.emit('close')
     standIn.removeAllListeners()
   })
+}
+
+/** `${baseURL}${buildAssetsDir}` (`/_nuxt/`): upgrades there are not Nitro's (the CLI's own rule). */
+function assetsPath(nuxt: NuxtLike): string {
+  const app = nuxt.options.app ?? {}
+  const base = app.baseURL?.startsWith('./') ? app.baseURL.slice(1) : (app.baseURL ?? '/')
+  return `${base.replace(/\/$/, '')}/${(app.buildAssetsDir ?? '/_nuxt/').replace(/^\//, '')}`
 }

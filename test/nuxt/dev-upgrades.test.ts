@@ -15,7 +15,7 @@ type Hook = (...args: any[]) => unknown
 function fakeNuxt(dev: boolean) {
   const hooks = new Map<string, Hook[]>()
   return {
-    options: { dev, vite: {} as { plugins?: any[] } },
+    options: { dev, vite: {} as { plugins?: any[] }, app: undefined as { baseURL?: string, buildAssetsDir?: string } | undefined },
     hook: (name: string, fn: Hook) => { hooks.set(name, [...(hooks.get(name) ?? []), fn]) },
     callHook: async (name: string, ...args: unknown[]) => { for (const fn of hooks.get(name) ?? []) await fn(...args) },
   }
@@ -29,15 +29,17 @@ function configure(nuxt: ReturnType<typeof fakeNuxt>, server: { httpServer: unkn
 }
 
 const servers: Server[] = []
+const sockets = new Set<Socket>()
 afterEach(async () => {
-  for (const server of servers.splice(0)) {
-    server.closeAllConnections()
-    await new Promise(resolve => server.close(resolve))
-  }
-})
+  // Upgraded sockets are no longer the HTTP server's to close (and it allows half-open ones).
+  for (const socket of sockets) socket.destroy()
+  sockets.clear()
+  for (const server of servers.splice(0)) await new Promise(resolve => server.close(resolve))
+}, 5000)
 
 async function listener(): Promise<{ server: Server, port: number }> {
   const server = createServer((_req, res) => res.end())
+  server.on('connection', (socket: Socket) => { sockets.add(socket) })
   servers.push(server)
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   return { server, port: (server.address() as { port: number }).port }
@@ -45,6 +47,7 @@ async function listener(): Promise<{ server: Server, port: number }> {
 
 function sendUpgrade(port: number, path: string): Socket {
   const socket = connect(port, '127.0.0.1')
+  sockets.add(socket)
   socket.on('error', () => {})
   socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`)
   return socket
@@ -87,6 +90,13 @@ describe('nuxi dev upgrade bridge (Nuxt 5)', () => {
     client.on('data', (chunk) => { answer += chunk })
     await waitFor(() => answer.startsWith('HTTP/1.1 404'), { timeout: 3000, label: 'the answer of the stand-in listener' })
     expect(seen).toEqual(['/live/x true'])
+
+    // Below the build assets path (Vite's HMR, DevTools): not Nitro's, as in Nuxt's CLI.
+    nuxt.options.app = { baseURL: '/base/', buildAssetsDir: '/_nuxt/' }
+    const assets = sendUpgrade(port, '/base/_nuxt/hmr')
+    await new Promise(resolve => setTimeout(resolve, 200))
+    expect(seen).toEqual(['/live/x true'])
+    expect(assets.destroyed).toBe(false)
 
     await nuxt.callHook('close')
     expect(server.listeners('upgrade')).toHaveLength(0)
