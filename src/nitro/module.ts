@@ -282,8 +282,15 @@ function registerDevtoolsRoutes(nitro: Nitro, runtimeDir: string): void {
 
 /** Auto-import `useWsProxy()` in server code (Nitro's `imports`, which Nuxt's server uses too). */
 function registerServerUtil(nitro: Nitro, runtimeDir: string): void {
-  const imports = nitro.options.imports
-  if (!imports) return
+  if (nitro.options.imports) addServerUtilPresets(nitro.options.imports, runtimeDir)
+}
+
+/**
+ * The auto-import presets of `useWsProxy()` and `renderWsProxyMetrics()` (idempotent). Also
+ * called by the Nuxt module on `nitro:config`: Nuxt 5 reads the server auto-imports there,
+ * before Nitro (3, which has none of its own) runs modules.
+ */
+export function addServerUtilPresets(imports: { presets?: unknown[] }, runtimeDir = `${findDistDir()}runtime/`): void {
   const from = `${runtimeDir}use-ws-proxy.mjs`
   imports.presets ||= []
   if (!imports.presets.some(p => (p as { from?: string }).from === from)) {

@@ -4,7 +4,7 @@ import type { NitroConfig } from 'nitropack/types'
 import { guardNuxtDevServer } from '../nitro/dev-guard'
 import { addDevtoolsTab } from './devtools'
 import { bridgeDevUpgrades } from './dev-upgrades'
-import wsProxyNitroModule from '../nitro/module'
+import wsProxyNitroModule, { addServerUtilPresets } from '../nitro/module'
 import type { WsProxyModuleOptions } from '../nitro/types'
 
 /** Options of the Nuxt module (`wsProxy` in `nuxt.config`); same as the Nitro module's. */
@@ -34,6 +34,9 @@ export default defineNuxtModule<ModuleOptions>({
       nitroConfig.wsProxy = defu(nitroConfig.wsProxy, options) as WsProxyModuleOptions
       nitroConfig.modules ||= []
       nitroConfig.modules.push(wsProxyNitroModule)
+      // `useWsProxy()` in server/: Nuxt 5 takes its server auto-imports from here, before Nitro
+      // modules run (on Nuxt 3 and 4 the Nitro module adds the same presets, once).
+      if (nitroConfig.imports) addServerUtilPresets(nitroConfig.imports as { presets?: unknown[] })
     })
     if (nuxt.options.dev) {
       // `nuxi dev`: a client resetting mid-handshake must not restart Nuxt (see dev-guard.ts).

@@ -363,6 +363,14 @@ export function describeNuxtLine(name: FixtureName, options: LineOptions): void 
       expect(Number(line?.split(' ').pop())).toBeGreaterThanOrEqual(1)
     }, 10_000)
 
+    it('auto-imports useWsProxy() in server/ (a route listing its proxied routes)', async () => {
+      const client = await wsConnect(`${server.url.replace(/^http/, 'ws')}/live/use-ws-proxy`)
+      await client.close()
+      const response = await fetch(`${server.url}/api/ws-proxy-routes`)
+      expect(response.status).toBe(200)
+      expect(await response.json()).toContain('/live/**')
+    }, 10_000)
+
     it('closes proxied connections with 1001 on SIGTERM and exits within 10 s', async () => {
       const other = await startBuiltFixture(name, build.entry, lineEnv(upstream, slow))
       const client = await wsConnect(`${other.url.replace(/^http/, 'ws')}/live/shutdown`)
