@@ -146,10 +146,29 @@ export function isBeforeHttp11(req: NodeRequestLike | undefined): boolean {
   return typeof major === 'number' && (major < 1 || (major === 1 && (req!.httpVersionMinor ?? 0) < 1))
 }
 
+/**
+ * Where the Nitro 3 dev runtime (runtime/dev-upgrade-sockets.ts) records the socket of each
+ * upgrade its dev worker's server receives, keyed by the Node request's `headers` object. Shared
+ * through the global symbol registry: that runtime and this (bundled) core are separate modules.
+ */
+export const UPGRADE_SOCKETS = Symbol.for('nitro-ws-proxy.upgrade-sockets')
+
 /** The client's socket during `upgrade` (Node adapters), to notice a client that leaves. */
 export function getUpgradeSocket(request: Request): UpgradeSocket | undefined {
-  const socket = getNodeRequest(request)?.socket
+  const socket = getNodeRequest(request)?.socket ?? recordedUpgradeSocket(request)
   return socket && typeof socket.once === 'function' && typeof socket.off === 'function' ? socket : undefined
+}
+
+/**
+ * crossws 0.4's Node adapter, when its caller hands it no web request (Nitro 3's dev worker),
+ * builds a stub that keeps only the URL and, as `_init.headers`, the Node request's own headers
+ * object: the socket is found through that object in the dev runtime's record.
+ */
+function recordedUpgradeSocket(request: Request): UpgradeSocket | undefined {
+  const record = (globalThis as Record<symbol, unknown>)[UPGRADE_SOCKETS]
+  if (!enabled || !(record instanceof WeakMap)) return undefined
+  const headers = (request as unknown as { _init?: { headers?: unknown } })._init?.headers
+  return headers !== null && typeof headers === 'object' ? record.get(headers) as UpgradeSocket | undefined : undefined
 }
 
 /** The client address during `upgrade`, before a peer exists. */

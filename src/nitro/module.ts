@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname, relative, resolve, sep } from 'node:path'
@@ -58,12 +58,11 @@ export function setupWsProxy(nitro: Nitro, options: WsProxyModuleOptions = {}): 
     const problem = checkPreset(nitro.options.preset, nitro.options)
     if (problem) throw new Error(problem)
   }
-  if (detectNitroLine(nitro) === 2) {
+  const line = detectNitroLine(nitro)
+  resolveH3ForRuntime(nitro, line)
+  if (line === 2) {
     guardDevServerUpgrades(nitro)
     registerTypes(nitro)
-  }
-  else {
-    resolveH3ForRuntime(nitro)
   }
   // `nitropack dev` hot-reloads routeRules and runtimeConfig edits without running modules
   // again (and replaces runtimeConfig): register the rules again before it rebuilds.
@@ -246,7 +245,7 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
     nitro.options.plugins.push(SHUTDOWN_PLUGIN)
     // Nitro 3 resolves an upgrade's hooks by running the whole app (middleware included) on the
     // upgrade request: proxied routes are answered before any middleware, unmatched upgrades 404.
-    nitro.options.virtual[UPGRADES_PLUGIN] = upgradesPluginCode(rules, runtimeDir)
+    nitro.options.virtual[UPGRADES_PLUGIN] = upgradesPluginCode(rules, runtimeDir, nitro.options.dev === true)
     nitro.options.plugins.push(UPGRADES_PLUGIN)
   }
   if (protectedRoutes.length) {
@@ -283,8 +282,15 @@ function registerDevtoolsRoutes(nitro: Nitro, runtimeDir: string): void {
 
 /** Auto-import `useWsProxy()` in server code (Nitro's `imports`, which Nuxt's server uses too). */
 function registerServerUtil(nitro: Nitro, runtimeDir: string): void {
-  const imports = nitro.options.imports
-  if (!imports) return
+  if (nitro.options.imports) addServerUtilPresets(nitro.options.imports, runtimeDir)
+}
+
+/**
+ * The auto-import presets of `useWsProxy()` and `renderWsProxyMetrics()` (idempotent). Also
+ * called by the Nuxt module on `nitro:config`: Nuxt 5 reads the server auto-imports there,
+ * before Nitro (3, which has none of its own) runs modules.
+ */
+export function addServerUtilPresets(imports: { presets?: unknown[] }, runtimeDir = `${findDistDir()}runtime/`): void {
   const from = `${runtimeDir}use-ws-proxy.mjs`
   imports.presets ||= []
   if (!imports.presets.some(p => (p as { from?: string }).from === from)) {
@@ -501,11 +507,16 @@ export function handlerCode(
  * Nitro 3: the plugin (runtime/upgrades.ts) that answers upgrades on the proxied routes before
  * the app's middleware runs, and refuses upgrades no WebSocket handler serves with 404.
  */
-export function upgradesPluginCode(rules: NormalizedWsProxyRule[], runtimeDir: string): string {
+export function upgradesPluginCode(rules: NormalizedWsProxyRule[], runtimeDir: string, dev = false): string {
   const imports = rules.map((_, index) => `import route${index} from ${JSON.stringify(`${VIRTUAL_PREFIX}${index}`)}`)
   const routes = rules.map((rule, index) => `  { routes: ${JSON.stringify(rule.handlerRoutes)}, handler: route${index} },`)
+  // Dev: the dev worker gives crossws no request with the client's socket (dev-upgrade-sockets.ts).
+  const devLines = dev
+    ? [`import { recordDevUpgradeSockets } from ${JSON.stringify(`${runtimeDir}dev-upgrade-sockets.mjs`)}`, `recordDevUpgradeSockets()`]
+    : []
   return [
     ...imports,
+    ...devLines,
     `import { useRuntimeConfig } from 'nitro/runtime-config'`,
     `import { defineWsProxyUpgrades } from ${JSON.stringify(`${runtimeDir}upgrades.mjs`)}`,
     `export default defineWsProxyUpgrades([`,
@@ -515,39 +526,53 @@ export function upgradesPluginCode(rules: NormalizedWsProxyRule[], runtimeDir: s
 }
 
 /**
- * Nitro 3: our runtime files import the h3 utilities both h3 lines export (`defineEventHandler`,
- * `defineWebSocketHandler`, `unsealSession`, ...) from `h3`. Resolve that import, from our files
- * only, to the h3 Nitro itself runs (h3 2), whatever `h3` a lookup from our package would find.
+ * The specifier our runtime files import their h3 utilities from (`defineWebSocketHandler`,
+ * `defineEventHandler`, `unsealSession`, ...: names both h3 lines export). Not `h3` itself: Nuxt 5
+ * treats a server file importing `h3` as Nitro v2 code and gives it its h3 1 compatibility layer
+ * (diagnostic NUXT_B9003), under which a plain HTTP request to a proxied route became a 500.
+ * Outside a Nitro build (tests, plain Node) the package.json `imports` map sends it to `h3`.
  */
-function resolveH3ForRuntime(nitro: Nitro): void {
-  const distDir = findDistDir()
-  // A file of the `nitro` package this build runs (its own error handler, which Nitro 3 adds to
-  // `errorHandler` by path): `h3` is resolved as if that file imported it. A lookup of `nitro`
-  // from the app can find another copy (Nuxt 5 nightly installs may hoist the `nitro@3.0.0`
-  // placeholder while the real beta sits below @nuxt/nitro-server).
+export const H3_SPECIFIER = '#nitro-ws-proxy/h3'
+
+/**
+ * Point {@link H3_SPECIFIER} at the h3 the server runs. nitropack 2: `h3`, resolved from our
+ * files as a plain `h3` import always was. Nitro 3: the `nitro/h3` entry of the `nitro` package
+ * this build runs (h3 2), whatever `h3` or `nitro` a lookup from our package would find.
+ */
+function resolveH3ForRuntime(nitro: Nitro, line: NitroLine): void {
+  const alias = (nitro.options.alias ||= {})
+  alias[H3_SPECIFIER] = line === 3 ? nitroH3Entry(nitro) : 'h3'
+}
+
+/** The file behind `nitro/h3` in the `nitro` package of this build (`'nitro/h3'` when not found). */
+function nitroH3Entry(nitro: Nitro): string {
+  // A file of that package: its own error handler, which Nitro 3 adds to `errorHandler` by path.
+  // A lookup of `nitro` from the app can find another copy (Nuxt 5 nightly installs may hoist
+  // the `nitro@3.0.0` placeholder while the real beta sits below @nuxt/nitro-server).
   const handlers = (nitro.options as unknown as { errorHandler?: unknown }).errorHandler
-  let nitroEntry = (Array.isArray(handlers) ? handlers : [handlers])
+  let file = (Array.isArray(handlers) ? handlers : [handlers])
     .find((h): h is string => typeof h === 'string' && /[\\/]runtime[\\/]internal[\\/]error[\\/]/.test(h))
-  if (!nitroEntry) {
+  if (!file) {
     try {
-      nitroEntry = createRequire(resolve(nitro.options.rootDir, 'package.json')).resolve('nitro/package.json')
+      file = createRequire(resolve(nitro.options.rootDir, 'package.json')).resolve('nitro/package.json')
     }
     catch {
-      return
+      return 'nitro/h3'
     }
   }
-  const nitroFile = nitroEntry
-  const hooks = nitro.hooks as unknown as { hook: (name: string, fn: (nitro: unknown, config: { plugins?: unknown }) => void) => void }
-  hooks.hook('rollup:before', (_nitro, config) => {
-    const plugin = {
-      name: 'nitro-ws-proxy:h3',
-      resolveId(this: { resolve: (source: string, importer: string, options: { skipSelf: boolean }) => Promise<unknown> }, source: string, importer: string | undefined) {
-        if (source !== 'h3' || !importer || !importer.startsWith(distDir)) return null
-        return this.resolve('h3', nitroFile, { skipSelf: true })
-      },
+  for (let dir = dirname(file); dir !== dirname(dir); dir = dirname(dir)) {
+    const manifest = resolve(dir, 'package.json')
+    if (!existsSync(manifest)) continue
+    try {
+      const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string, exports?: Record<string, unknown> }
+      if (pkg.name !== 'nitro') continue
+      const entry = pkg.exports?.['./h3']
+      const target = typeof entry === 'string' ? entry : (entry as { default?: unknown } | undefined)?.default
+      return typeof target === 'string' ? resolve(dir, target) : 'nitro/h3'
     }
-    const plugins = config.plugins
-    if (Array.isArray(plugins)) plugins.unshift(plugin)
-    else config.plugins = plugins ? [plugin, plugins] : [plugin]
-  })
+    catch {
+      return 'nitro/h3'
+    }
+  }
+  return 'nitro/h3'
 }

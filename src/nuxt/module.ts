@@ -3,7 +3,8 @@ import { defu } from 'defu'
 import type { NitroConfig } from 'nitropack/types'
 import { guardNuxtDevServer } from '../nitro/dev-guard'
 import { addDevtoolsTab } from './devtools'
-import wsProxyNitroModule from '../nitro/module'
+import { bridgeDevUpgrades } from './dev-upgrades'
+import wsProxyNitroModule, { addServerUtilPresets } from '../nitro/module'
 import type { WsProxyModuleOptions } from '../nitro/types'
 
 /** Options of the Nuxt module (`wsProxy` in `nuxt.config`); same as the Nitro module's. */
@@ -33,10 +34,15 @@ export default defineNuxtModule<ModuleOptions>({
       nitroConfig.wsProxy = defu(nitroConfig.wsProxy, options) as WsProxyModuleOptions
       nitroConfig.modules ||= []
       nitroConfig.modules.push(wsProxyNitroModule)
+      // `useWsProxy()` in server/: Nuxt 5 takes its server auto-imports from here, before Nitro
+      // modules run (on Nuxt 3 and 4 the Nitro module adds the same presets, once).
+      if (nitroConfig.imports) addServerUtilPresets(nitroConfig.imports as { presets?: unknown[] })
     })
     if (nuxt.options.dev) {
       // `nuxi dev`: a client resetting mid-handshake must not restart Nuxt (see dev-guard.ts).
       nuxt.hook('ready', () => guardNuxtDevServer((nuxt as { server?: { upgrade?: unknown } }).server))
+      // `nuxi dev` on Nuxt 5: give Nitro 3's Vite plugin the upgrades (see dev-upgrades.ts).
+      bridgeDevUpgrades(nuxt as unknown as Parameters<typeof bridgeDevUpgrades>[0])
       // Nuxt DevTools: a "WebSocket proxy" tab showing the dev-only live view.
       addDevtoolsTab(nuxt)
     }

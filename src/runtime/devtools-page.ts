@@ -4,7 +4,7 @@
  * proxied route, a messages/s and bytes/s graph of the last 60 s, the open connections and the
  * recent closes with their cause. The Nuxt DevTools tab shows it in an iframe.
  */
-import { defineEventHandler, setResponseHeader } from 'h3'
+import { defineEventHandler, setResponseHeader } from '#nitro-ws-proxy/h3'
 
 /** The page's Content-Security-Policy: only its own inline code, only same-origin requests and frames. */
 export const DEVTOOLS_PAGE_CSP = [

@@ -7,7 +7,7 @@
  * cookie, token or query string: users are reduced to their label (`userLabel`), upstream URLs
  * to origin and path (`upstreamLabel`).
  */
-import { defineEventHandler, setResponseHeader } from 'h3'
+import { defineEventHandler, setResponseHeader } from '#nitro-ws-proxy/h3'
 import type { WebSocketProxy, WebSocketProxyCloseCause, WebSocketProxyLegClose } from '../core/types'
 import { wsProxies } from './handler'
 import { observations, unmatchedRefusals, upstreamLabel, userLabel, type RouteObservations } from './observe'

@@ -3,7 +3,7 @@
  * from `createWebSocketProxy`. The Nitro module generates one small module per rule that calls
  * {@link defineWsProxyHandler}; nothing here reads Nitro internals directly.
  */
-import { defineWebSocketHandler } from 'h3'
+import { defineWebSocketHandler } from '#nitro-ws-proxy/h3'
 import type {
   ProxyPeer,
   WebSocketConstructor,

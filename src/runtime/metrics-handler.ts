@@ -3,7 +3,8 @@
  * on `metrics.path` (default `/_ws-proxy/metrics`). Who may read it: see `canReadMetrics`;
  * everyone else gets the same 404 as a path that does not exist, so the endpoint is not revealed.
  */
-import { createError, defineEventHandler, getRequestHeader, type H3Event, setResponseHeaders } from 'h3'
+import type { H3Event } from 'h3'
+import { createError, defineEventHandler, getRequestHeader, setResponseHeaders } from '#nitro-ws-proxy/h3'
 import { canReadMetrics, METRICS_CONTENT_TYPE, type MetricsRequest, renderMetrics } from './metrics'
 
 /** Input of {@link defineWsProxyMetricsHandler}, written by the module's generated code. */

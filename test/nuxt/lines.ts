@@ -318,13 +318,6 @@ export interface LineOptions {
   pageText: string
   /** Also test `nuxi dev`. */
   dev: boolean
-  /** Expected status of plain HTTP on a proxied route (see SuiteOptions.plainHttpStatus). */
-  plainHttpStatus?: number
-  /**
-   * `nuxi dev` is known to fail outside our code: instead of the dev suite, assert that it still
-   * fails that way (when it stops failing, this test fails: enable the dev suite).
-   */
-  devBlockedBy?: { pattern: RegExp, why: string }
 }
 
 /** The tests of one Nuxt line: production build (suite, page, shutdown), then `nuxi dev`. */
@@ -356,7 +349,27 @@ export function describeNuxtLine(name: FixtureName, options: LineOptions): void 
       expect(await response.text()).toContain(options.pageText)
     }, 10_000)
 
-    describeProxyBehaviour(`${options.label} build`, () => ({ url: server.url, upstream }), { sessionCookie: 'nuxt-session', plainHttpStatus: options.plainHttpStatus })
+    describeProxyBehaviour(`${options.label} build`, () => ({ url: server.url, upstream }), { sessionCookie: 'nuxt-session' })
+
+    it('serves the metrics endpoint (`metrics: true`) to loopback clients, relayed connections counted', async () => {
+      const client = await wsConnect(`${server.url.replace(/^http/, 'ws')}/live/metrics`)
+      client.send('counted')
+      expect((await client.next()).text).toBe('counted')
+      await client.close()
+      const response = await fetch(`${server.url}/_ws-proxy/metrics`)
+      expect(response.status).toBe(200)
+      expect(response.headers.get('content-type')).toMatch(/^text\/plain/)
+      const line = (await response.text()).split('\n').find(l => l.startsWith('nitro_ws_proxy_connections_total{') && l.includes('route="/live/**"'))
+      expect(Number(line?.split(' ').pop())).toBeGreaterThanOrEqual(1)
+    }, 10_000)
+
+    it('auto-imports useWsProxy() in server/ (a route listing its proxied routes)', async () => {
+      const client = await wsConnect(`${server.url.replace(/^http/, 'ws')}/live/use-ws-proxy`)
+      await client.close()
+      const response = await fetch(`${server.url}/api/ws-proxy-routes`)
+      expect(response.status).toBe(200)
+      expect(await response.json()).toContain('/live/**')
+    }, 10_000)
 
     it('closes proxied connections with 1001 on SIGTERM and exits within 10 s', async () => {
       const other = await startBuiltFixture(name, build.entry, lineEnv(upstream, slow))
@@ -374,17 +387,6 @@ export function describeNuxtLine(name: FixtureName, options: LineOptions): void 
     }, 30_000)
   })
 
-  if (options.devBlockedBy) {
-    const blocked = options.devBlockedBy
-    describe(`${options.label}: nuxi dev`, () => {
-      it(`still fails outside nitro-ws-proxy: ${blocked.why}`, async () => {
-        const upstream = await startFixtureUpstream()
-        const slow = await startUpstream({ handshakeDelay: 1500 })
-        await expect(startDevFixture(name, lineEnv(upstream, slow))).rejects.toThrow(blocked.pattern)
-      }, 180_000)
-    })
-    return
-  }
   if (!options.dev) return
 
   describe(`${options.label}: nuxi dev`, () => {

@@ -1,4 +1,4 @@
-import { unsealSession } from 'h3'
+import { unsealSession } from '#nitro-ws-proxy/h3'
 import type { H3Event, SessionConfig } from 'h3'
 import type { AuthSession } from './types'
 
