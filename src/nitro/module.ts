@@ -64,7 +64,11 @@ export function setupWsProxy(nitro: Nitro, options: WsProxyModuleOptions = {}): 
   }
   else {
     resolveH3ForRuntime(nitro)
+    // Nitro 3 has no auto-imports: apps import `useWsProxy` from `nitro-ws-proxy/runtime`.
+    // Registered where a Nitro 3 build still has an `imports` option (Nuxt 5 passes one).
+    registerServerUtil(nitro, `${findDistDir()}runtime/`)
   }
+  aliasRuntimeEntry(nitro)
   // `nitropack dev` hot-reloads routeRules and runtimeConfig edits without running modules
   // again (and replaces runtimeConfig): register the rules again before it rebuilds.
   nitro.hooks.hook('rollup:reload', () => {
@@ -281,10 +285,24 @@ function registerDevtoolsRoutes(nitro: Nitro, runtimeDir: string): void {
   nitro.options.handlers.push(...routes.map(r => ({ ...r, method: 'get' as const })))
 }
 
+/** The package entry of the server utilities (src/runtime/index.ts) that apps import by name. */
+export const RUNTIME_ENTRY = 'nitro-ws-proxy/runtime'
+
+/**
+ * Resolve `import … from 'nitro-ws-proxy/runtime'` in the app to the runtime files the generated
+ * handlers import. A lookup by package name could find another copy (a second install, a
+ * symlinked workspace, an externalised dependency) whose `useWsProxy()` sees no connections.
+ */
+function aliasRuntimeEntry(nitro: Nitro): void {
+  const alias = (nitro.options.alias ||= {})
+  alias[RUNTIME_ENTRY] = `${findDistDir()}runtime/index.mjs`
+}
+
 /** Auto-import `useWsProxy()` in server code (Nitro's `imports`, which Nuxt's server uses too). */
 function registerServerUtil(nitro: Nitro, runtimeDir: string): void {
-  const imports = nitro.options.imports
-  if (!imports) return
+  // Nitro 3 removed the option (`undefined`); either line may have it switched off (`false`).
+  const imports = nitro.options.imports as Nitro['options']['imports'] | undefined
+  if (!imports || typeof imports !== 'object') return
   const from = `${runtimeDir}use-ws-proxy.mjs`
   imports.presets ||= []
   if (!imports.presets.some(p => (p as { from?: string }).from === from)) {

@@ -14,6 +14,37 @@ afterAll(async () => {
   await cleanup()
 }, 30_000)
 
+/**
+ * `useWsProxy()` and `renderWsProxyMetrics()` imported from `nitro-ws-proxy/runtime` by the
+ * fixture's own routes (Nitro 3 has no auto-imports; the fixture has no copy of the package in
+ * its node_modules: the module's alias is what resolves the import).
+ */
+function describeRuntimeImports(getUrl: () => string): void {
+  it('useWsProxy().stats() and .close({ route }) from server routes', async () => {
+    const url = getUrl()
+    const client = await wsConnect(`${url.replace(/^http/, 'ws')}/open/control`)
+    client.send('counted')
+    expect((await client.next()).text).toBe('counted')
+    const stats = await (await fetch(`${url}/control/stats`)).json() as Record<string, { open: number, messages: { toUpstream: number } }>
+    expect(Object.keys(stats)).toContain('/open/**')
+    expect(stats['/open/**']!.open).toBeGreaterThanOrEqual(1)
+    expect(stats['/open/**']!.messages.toUpstream).toBeGreaterThanOrEqual(1)
+    const response = await fetch(`${url}/control/close?route=${encodeURIComponent('/open/**')}`, { method: 'POST' })
+    expect(response.status).toBe(200)
+    const { closed } = await response.json() as { closed: number }
+    expect(closed).toBe(stats['/open/**']!.open)
+    expect(await withTimeout(client.closed, 3000, 'close by useWsProxy().close')).toMatchObject({ code: 4001, reason: 'Closed by the app' })
+  }, 15_000)
+
+  it('renderWsProxyMetrics() in the app\'s own metrics route', async () => {
+    const response = await fetch(`${getUrl()}/app-metrics`)
+    expect(response.status).toBe(200)
+    const text = await response.text()
+    expect(text.startsWith('app_up 1\n')).toBe(true)
+    expect(text).toMatch(/^nitro_ws_proxy_connections_total\{route="\/open\/\*\*"\} [1-9]/m)
+  }, 10_000)
+}
+
 describe('Nitro 3: nitro build (node-server)', () => {
   let upstream: Upstream
   let build: BuildInfo
@@ -35,6 +66,8 @@ describe('Nitro 3: nitro build (node-server)', () => {
   }, 10_000)
 
   describeProxyBehaviour('Nitro 3 build', () => ({ url: server.url, upstream }))
+
+  describeRuntimeImports(() => server.url)
 
   it('answers proxied upgrades before app middleware; upgrades the app refuses keep its status', async () => {
     // server/middleware/block.ts answers 403 for /blocked/**: no socket is opened there.
@@ -97,4 +130,6 @@ describe('Nitro 3: nitro dev', () => {
   }, 15_000)
 
   describeProxyBehaviour('Nitro 3 dev', () => ({ url: server.url, upstream }))
+
+  describeRuntimeImports(() => server.url)
 })
