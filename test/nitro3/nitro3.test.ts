@@ -3,10 +3,15 @@
  * install and lockfile): `nitro build` with the fixture's own CLI, the built node-server output
  * run with Node, and `nitro dev`. Same behaviour suite as the nitropack 2 fixtures.
  */
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+// @ts-expect-error plain .mjs script without types
+import { ensureFixtures } from '../../scripts/install-fixtures.mjs'
 import { cleanup, type Upstream, wsConnect } from '../helpers'
-import { withTimeout } from '../helpers/wait'
-import { type BuildInfo, buildFixture, type FixtureServer, startBuiltFixture, startDevFixture, stopAllServers } from '../nuxt/lines'
+import { sleep, waitFor, withTimeout } from '../helpers/wait'
+import { type BuildInfo, buildFixture, childEnv, type FixtureServer, fixtureNode, resetUpgrade, startBuiltFixture, startDevFixture, stopAllServers } from '../nuxt/lines'
+import { fixtureDir } from '../nitro/harness'
 import { describeProxyBehaviour, fixtureEnv, rawUpgradeStatus, startFixtureUpstream } from '../nitro/suite'
 
 afterAll(async () => {
@@ -132,4 +137,80 @@ describe('Nitro 3: nitro dev', () => {
   describeProxyBehaviour('Nitro 3 dev', () => ({ url: server.url, upstream }))
 
   describeRuntimeImports(() => server.url)
+
+  // Last: a dev server that does not survive takes the tests after it down with it. (nitropack 2
+  // needs src/nitro/dev-guard.ts for this; `nitro dev` of Nitro 3 serves upgrades in-process.)
+  it('survives clients that reset mid-handshake', async () => {
+    const variants: Array<[string, string, Parameters<typeof resetUpgrade>[2]]> = [
+      ['right after sending the whole request', '/live/reset-now', { resetWhen: async () => {} }],
+      ['in the middle of the request headers', '/live/reset-partial', { partial: true, resetWhen: () => sleep(100) }],
+      ['once the upstream saw the handshake', '/live/reset-dialled', {
+        resetWhen: () => waitFor(() => upstream.handshakes.some(h => h.url === '/echo/reset-dialled'), { timeout: 5000, label: 'the dialled upstream handshake' }),
+      }],
+    ]
+    for (const [when, path, reset] of variants) {
+      const label = `reset ${when} (${path})`
+      const mark = server.output().length
+      await resetUpgrade(server.url, path, reset)
+      await sleep(750)
+      expect(server.output().slice(mark), `${label}: dev server output`).not.toMatch(/unhandledRejection|uncaughtException|ECONNRESET|EPIPE/)
+      expect(server.alive(), `${label}: dev server process alive`).toBe(true)
+      const client = await wsConnect(`${server.url.replace(/^http/, 'ws')}/live/after-reset`, { timeout: 5000 })
+      client.send('still relaying')
+      expect((await client.next()).text).toBe('still relaying')
+      await client.close()
+    }
+  }, 30_000)
+})
+
+describe('Nitro 3: nitro dev while its first build runs', () => {
+  // nitropack 2 dies here without src/nitro/dev-guard.ts (an upgraded socket with no `error`
+  // listener while the dev server waits for its worker). Nitro 3's dev server (env-runner)
+  // waits with the same gap: this pins down that it survives, so the guard stays v2-only.
+  it('survives clients that reset their upgrade before the dev worker is ready', async () => {
+    await ensureFixtures(['nitro3-app'])
+    const dir = fixtureDir('nitro3-app')
+    const child = spawn(await fixtureNode('nitro3-app'), [join(dir, 'node_modules/nitro/dist/cli/index.mjs'), 'dev', '--host', '127.0.0.1', '--port', '0'], {
+      cwd: dir,
+      env: childEnv({ ...fixtureEnv(await startFixtureUpstream()), WS_PROXY_FIXTURE_BUILD_DIR: '.nitro/dev-reset-test', PORT: undefined, NITRO_PORT: undefined }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    child.stdout!.on('data', (chunk) => { output += chunk })
+    child.stderr!.on('data', (chunk) => { output += chunk })
+    const exited = new Promise<string>(resolve => child.once('exit', (code, signal) => resolve(`exited (${code ?? signal})`)))
+    try {
+      const url = await withTimeout(new Promise<string>((resolve, reject) => {
+        const check = () => {
+          const match = /Listening on:?\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output)
+          if (match) resolve(match[1]!)
+        }
+        child.stdout!.on('data', check)
+        child.stderr!.on('data', check)
+        void exited.then(reason => reject(new Error(`nitro dev ${reason} before listening:\n${output}`)))
+      }), 60_000, 'nitro dev listening')
+      // At once, before the first build: resets right away and a little later.
+      const resets = [0, 20, 60, 150].map(ms => resetUpgrade(url, `/live/reset-${ms}`, { resetWhen: () => sleep(ms) }).catch(() => ''))
+      await Promise.all(resets)
+      let relayed = false
+      for (let attempt = 0; attempt < 60 && !relayed && child.exitCode === null; attempt++) {
+        try {
+          const client = await wsConnect(`${url.replace(/^http/, 'ws')}/live/after-build`, { timeout: 2000 })
+          client.send('after the resets')
+          relayed = (await client.next()).text === 'after the resets'
+          await client.close()
+        }
+        catch { await sleep(250) }
+      }
+      expect(output).not.toMatch(/unhandledRejection|uncaughtException|ECONNRESET|EPIPE/)
+      expect(child.exitCode, output).toBe(null)
+      expect(relayed).toBe(true)
+    }
+    finally {
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+      await exited
+      clearTimeout(timer)
+    }
+  }, 90_000)
 })
