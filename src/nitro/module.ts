@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { defu } from 'defu'
@@ -55,7 +55,7 @@ export function setupWsProxy(nitro: Nitro, options: WsProxyModuleOptions = {}): 
   resolveObserveOptions(options)
   const rules = applyRules(nitro, options)
   if (rules.length) {
-    const problem = checkPreset(nitro.options.preset, nitro.options)
+    const problem = checkPreset(nitro.options.preset, nitro.options, detectNitroLine(nitro))
     if (problem) throw new Error(problem)
   }
   if (detectNitroLine(nitro) === 2) {
@@ -232,6 +232,12 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
     forwardClusterSignals(nitro, runtimeDir)
     registerServerUtil(nitro, runtimeDir)
   }
+  else {
+    // Nitro 3's deno-server and deno-deploy entries use crossws 0.4's Deno adapter, which the
+    // wrapper fixes the same way (subprotocol offers written `a,b`, the client address).
+    useFixedDenoAdapter(nitro, distDir, 3)
+    forwardClusterSignalsNitro3(nitro, runtimeDir)
+  }
   if (observe.metricsPath) registerMetricsEndpoint(nitro, runtimeDir, observe.metricsPath, rules, line)
   if (nitro.options.dev) registerDevtoolsRoutes(nitro, runtimeDir)
   if (line === 2) {
@@ -381,7 +387,7 @@ export const DENO_ADAPTER = '#nitro-ws-proxy/deno-adapter'
  * Deno presets: serve upgrades through crossws's Deno adapter wrapped by `fixDenoAdapter`
  * (core/deno-adapter.ts), which answers subprotocols and keeps the client address.
  */
-function useFixedDenoAdapter(nitro: Nitro, distDir: string): void {
+function useFixedDenoAdapter(nitro: Nitro, distDir: string, line: NitroLine = 2): void {
   if (!String(nitro.options.preset).startsWith('deno')) return
   let original: string
   try {
@@ -395,7 +401,33 @@ function useFixedDenoAdapter(nitro: Nitro, distDir: string): void {
     `import { fixDenoAdapter } from ${JSON.stringify(`${distDir}core/deno-adapter.mjs`)}`,
     `export default fixDenoAdapter(denoAdapter)`,
   ].join('\n')
-  nitro.options.alias['crossws/adapters/deno'] = DENO_ADAPTER
+  if (line === 2) {
+    nitro.options.alias['crossws/adapters/deno'] = DENO_ADAPTER
+    return
+  }
+  // Nitro 3 (rolldown): an alias is resolved by the bundler's own resolver, which never asks the
+  // virtual-module plugin, so the swap is a resolveId hook. Once per Nitro instance.
+  if (denoHooked.has(nitro)) return
+  denoHooked.add(nitro)
+  addBundlerPlugin(nitro, {
+    name: 'nitro-ws-proxy:deno-adapter',
+    resolveId(source: string, importer: string | undefined) {
+      if (source !== 'crossws/adapters/deno' || importer === DENO_ADAPTER) return null
+      return { id: DENO_ADAPTER, moduleSideEffects: false }
+    },
+  })
+}
+
+const denoHooked = new WeakSet<Nitro>()
+
+/** Nitro 3: put `plugin` first in the server bundle's plugins (before Nitro's own resolvers). */
+function addBundlerPlugin(nitro: Nitro, plugin: { name: string, resolveId: (...args: any[]) => unknown }): void {
+  const hooks = nitro.hooks as unknown as { hook: (name: string, fn: (nitro: unknown, config: { plugins?: unknown }) => void) => void }
+  hooks.hook('rollup:before', (_nitro, config) => {
+    const plugins = config.plugins
+    if (Array.isArray(plugins)) plugins.unshift(plugin)
+    else config.plugins = plugins ? [plugin, plugins] : [plugin]
+  })
 }
 
 /** The virtual entry of `node-cluster` builds: Nitro's entry plus signal forwarding. */
@@ -421,6 +453,41 @@ function forwardClusterSignals(nitro: Nitro, runtimeDir: string): void {
 }
 
 const clusterEntries = new WeakMap<Nitro, string>()
+
+/** The file beside Nitro 3's node-cluster primary that forwards the signals (runtime/cluster.mjs). */
+export const CLUSTER_FILE = 'nitro-ws-proxy-cluster.mjs'
+
+const clusterHooked = new WeakSet<Nitro>()
+
+/**
+ * Nitro 3's `node-cluster`: the primary is a fixed `server/index.mjs` that the preset writes
+ * once the build is done (the bundled entry, `worker.mjs`, runs only in workers), and it handles
+ * no signal at all: a SIGTERM ends it at once, its workers exit with it, and every client gets
+ * 1006. So the forwarding is prepended to that file after the preset wrote it, with
+ * runtime/cluster.mjs copied beside it (a build's output runs without node_modules).
+ */
+function forwardClusterSignalsNitro3(nitro: Nitro, runtimeDir: string): void {
+  if (nitro.options.preset !== 'node-cluster' || clusterHooked.has(nitro)) return
+  clusterHooked.add(nitro)
+  // Registered after the preset's own `compiled` hook (modules run after presets): runs after it.
+  nitro.hooks.hook('compiled', async () => {
+    const serverDir = (nitro.options.output as { serverDir: string }).serverDir
+    const index = resolve(serverDir, 'index.mjs')
+    const text = existsSync(index) ? await readFile(index, 'utf8') : ''
+    if (text.includes(CLUSTER_FILE)) return
+    if (!text.includes('cluster.isPrimary')) {
+      nitro.logger?.warn?.(`[nitro-ws-proxy] node-cluster: ${index} is not the cluster primary this module knows; shutdown signals are not passed on to the workers (proxied connections end with 1006 when only the primary is signalled)`)
+      return
+    }
+    await copyFile(`${runtimeDir}cluster.mjs`, resolve(serverDir, CLUSTER_FILE))
+    await writeFile(index, [
+      `// nitro-ws-proxy: pass shutdown signals on to the workers (graceful close of proxied connections).`,
+      `import { forwardShutdownSignals } from './${CLUSTER_FILE}'`,
+      `forwardShutdownSignals({ disconnect: true })`,
+      text,
+    ].join('\n'))
+  })
+}
 
 /**
  * The package's `dist/` (with a trailing slash): this code runs from `dist/nitro.mjs`,
@@ -555,17 +622,11 @@ function resolveH3ForRuntime(nitro: Nitro): void {
     }
   }
   const nitroFile = nitroEntry
-  const hooks = nitro.hooks as unknown as { hook: (name: string, fn: (nitro: unknown, config: { plugins?: unknown }) => void) => void }
-  hooks.hook('rollup:before', (_nitro, config) => {
-    const plugin = {
-      name: 'nitro-ws-proxy:h3',
-      resolveId(this: { resolve: (source: string, importer: string, options: { skipSelf: boolean }) => Promise<unknown> }, source: string, importer: string | undefined) {
-        if (source !== 'h3' || !importer || !importer.startsWith(distDir)) return null
-        return this.resolve('h3', nitroFile, { skipSelf: true })
-      },
-    }
-    const plugins = config.plugins
-    if (Array.isArray(plugins)) plugins.unshift(plugin)
-    else config.plugins = plugins ? [plugin, plugins] : [plugin]
+  addBundlerPlugin(nitro, {
+    name: 'nitro-ws-proxy:h3',
+    resolveId(this: { resolve: (source: string, importer: string, options: { skipSelf: boolean }) => Promise<unknown> }, source: string, importer: string | undefined) {
+      if (source !== 'h3' || !importer || !importer.startsWith(distDir)) return null
+      return this.resolve('h3', nitroFile, { skipSelf: true })
+    },
   })
 }

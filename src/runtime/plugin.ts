@@ -37,10 +37,20 @@ export function defineWsProxyShutdown(useRuntimeConfig: () => unknown): (nitroAp
 
 function wsProxyShutdown(nitroApp: NitroAppLike, useRuntimeConfig: () => unknown): void {
   const settings = resolveShutdown((useRuntimeConfig() as { wsProxy?: Record<string, unknown> }).wsProxy?.shutdown)
-  // Closed by some other way than a signal: no time to spread, close all now.
-  nitroApp.hooks.hook('close', () => drainAll({ ...settings, spread: 0 }))
-
   const proc = globalThis.process as NodeJS.Process | undefined
+  let signalled = false
+  // Closed by some other way than a signal: no time to spread, close all now.
+  nitroApp.hooks.hook('close', async () => {
+    await drainAll({ ...settings, spread: 0 })
+    // Nitro 3 on Deno and Bun: srvx's own signal listener closes the server and runs the `close`
+    // hooks, but nothing ends the process (on Deno it was seen to stay up after the drain; on
+    // nitropack 2 this plugin is the only listener there and exits below). End it like Node's
+    // exit would, once the close hooks ran.
+    if (signalled && proc && (typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined' || proc.versions?.bun)) {
+      setTimeout(() => proc.exit(0), 0)
+    }
+  })
+
   if (typeof proc?.once !== 'function' || proc.env.NITRO_SHUTDOWN_DISABLED || (import.meta as { dev?: boolean }).dev) return
   const signals = (proc.env.NITRO_SHUTDOWN_SIGNALS || 'SIGTERM SIGINT').split(' ').map(s => s.trim()).filter(Boolean)
   const timeout = Number.parseInt(proc.env.NITRO_SHUTDOWN_TIMEOUT || '', 10) || 30_000
@@ -49,6 +59,7 @@ function wsProxyShutdown(nitroApp: NitroAppLike, useRuntimeConfig: () => unknown
   }
   for (const signal of signals) {
     proc.once(signal as NodeJS.Signals, () => {
+      signalled = true
       const draining = drainAll(settings)
       // Checked after this listener removed itself: Nitro's own handler stays registered.
       if (proc.listenerCount(signal) > 0) return
