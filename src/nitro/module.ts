@@ -602,7 +602,8 @@ export function upgradesPluginCode(rules: NormalizedWsProxyRule[], runtimeDir: s
 /**
  * Nitro 3: our runtime files import the h3 utilities both h3 lines export (`defineEventHandler`,
  * `defineWebSocketHandler`, `unsealSession`, ...) from `h3`. Resolve that import, from our files
- * only, to the h3 Nitro itself runs (h3 2), whatever `h3` a lookup from our package would find.
+ * only, to the h3 Nitro itself runs (h3 2), whatever `h3` a lookup from our package would find;
+ * and the generated modules' `nitro/*` imports to the Nitro that builds.
  */
 function resolveH3ForRuntime(nitro: Nitro): void {
   const distDir = findDistDir()
@@ -625,8 +626,12 @@ function resolveH3ForRuntime(nitro: Nitro): void {
   addBundlerPlugin(nitro, {
     name: 'nitro-ws-proxy:h3',
     resolveId(this: { resolve: (source: string, importer: string, options: { skipSelf: boolean }) => Promise<unknown> }, source: string, importer: string | undefined) {
-      if (source !== 'h3' || !importer || !importer.startsWith(distDir)) return null
-      return this.resolve('h3', nitroFile, { skipSelf: true })
+      if (!importer) return null
+      if (source === 'h3' && importer.startsWith(distDir)) return this.resolve('h3', nitroFile, { skipSelf: true })
+      // The generated modules' `nitro/app` and `nitro/runtime-config`: the Nitro that builds, also
+      // when the app's own lookup finds no `nitro` (installed below another package, or not at all).
+      if (source.startsWith('nitro/') && importer.startsWith('#nitro-ws-proxy/')) return this.resolve(source, nitroFile, { skipSelf: true })
+      return null
     },
   })
 }
