@@ -251,7 +251,7 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
     nitro.options.virtual[SHUTDOWN_PLUGIN] = [
       ...importRuntimeUtils(line, ['useRuntimeConfig']),
       `import { defineWsProxyShutdown } from ${JSON.stringify(`${runtimeDir}plugin.mjs`)}`,
-      `export default defineWsProxyShutdown(useRuntimeConfig)`,
+      `export default defineWsProxyShutdown(useRuntimeConfig, { server: 'srvx' })`,
     ].join('\n')
     nitro.options.plugins.push(SHUTDOWN_PLUGIN)
     // Nitro 3 resolves an upgrade's hooks by running the whole app (middleware included) on the

@@ -105,6 +105,35 @@ describe('Nitro 3: nitro build (node-server)', () => {
   }, 30_000)
 })
 
+describe('Nitro 3: shutdown within srvx\'s graceful timeout', () => {
+  let upstream: Upstream
+  let build: BuildInfo
+
+  beforeAll(async () => {
+    upstream = await startFixtureUpstream()
+    build = await buildFixture('nitro3-app')
+  }, 240_000)
+
+  it('spreads the drain over SERVER_SHUTDOWN_TIMEOUT - 2 s, not a longer spread srvx would cut', async () => {
+    // spread 8 s asked; srvx closes everything at 3 s: the closes are spread over 1 s instead.
+    const server = await startBuiltFixture('nitro3-app', build.entry, {
+      ...fixtureEnv(upstream),
+      NITRO_WS_PROXY_SHUTDOWN_SPREAD: '8000',
+      SERVER_SHUTDOWN_TIMEOUT: '3',
+      CI: undefined,
+    })
+    const clients = await Promise.all([1, 2, 3, 4].map(i => wsConnect(`${server.url.replace(/^http/, 'ws')}/live/spread-${i}`)))
+    const signalled = Date.now()
+    const closedAt = clients.map(client => client.closed.then(info => ({ ...info, ms: Date.now() - signalled })))
+    server.child.kill('SIGTERM')
+    const closes = await withTimeout(Promise.all(closedAt), 6000, 'every client closed')
+    expect(closes.map(c => c.code)).toEqual([1001, 1001, 1001, 1001])
+    expect(Math.max(...closes.map(c => c.ms))).toBeLessThan(2000)
+    const exit = await withTimeout(server.exited, 10_000, 'server exit after SIGTERM')
+    expect(exit.signal === null ? exit.code : exit.signal).toBe(0)
+  }, 30_000)
+})
+
 describe('Nitro 3: nitro dev', () => {
   let upstream: Upstream
   let server: FixtureServer
