@@ -6,7 +6,8 @@
  *   proxied connections with 1001 and ends every process (Nitro 3's primary handles no signal;
  *   the module passes them on, see `forwardClusterSignalsNitro3` in src/nitro/module.ts).
  * - `deno-server`, run by real Deno 2 (from npm): the shared suite, through crossws 0.4's Deno
- *   adapter wrapped by `fixDenoAdapter` (subprotocol offers, client address).
+ *   adapter wrapped by `fixDenoAdapter` (subprotocol offers, client address), and SIGTERM.
+ * - `bun`, run by real Bun 1 (from npm): the shared suite and SIGTERM.
  * - Refused presets (src/nitro/presets.ts, `UNSUPPORTED_PRESETS_3`): the build stops with the
  *   module's message.
  */
@@ -22,7 +23,7 @@ import { checkPreset } from '../../src/nitro/presets'
 import { cleanup, type Upstream, wsConnect } from '../helpers'
 import { withTimeout } from '../helpers/wait'
 import { fixtureDir, repoRoot } from '../nitro/harness'
-import { describeProxyBehaviour, fixtureEnv, startFixtureUpstream } from '../nitro/suite'
+import { describeProxyBehaviour, fixtureEnv, type SuiteOptions, startFixtureUpstream } from '../nitro/suite'
 import { childEnv, fixtureNode } from '../nuxt/lines'
 
 const dir = fixtureDir('nitro3-app')
@@ -168,38 +169,58 @@ describe('Nitro 3 node-cluster (two workers)', () => {
   }, 30_000)
 })
 
-describe('Nitro 3 deno-server (Deno 2)', () => {
-  let upstream: Upstream
-  let server: Server
+/** The real executable of an npm-distributed runtime (`npx -y <pkg>` installs it once). */
+async function npxExecutable(pkg: string, args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)('npx', ['-y', pkg, ...args], { cwd: repoRoot, timeout: 240_000 })
+  return stdout.trim().split('\n').at(-1)!.trim()
+}
 
-  beforeAll(async () => {
-    upstream = await startFixtureUpstream()
-    const [build, deno] = await Promise.all([
-      buildPreset('deno-server'),
-      promisify(execFile)('npx', ['-y', 'deno@2', 'eval', 'console.log(Deno.execPath())'], { cwd: repoRoot, timeout: 240_000 })
-        .then(({ stdout }) => stdout.trim().split('\n').at(-1)!.trim()),
-    ])
-    if (build.code !== 0) throw new Error(`deno-server build failed:\n${build.output}`)
-    // What the output's `deno.json` start task runs, from the output dir.
-    server = await startServer(deno, ['run', '-A', './server/index.mjs'], build.outputDir, fixtureEnv(upstream))
-  }, 300_000)
+/** A preset whose build runs on another runtime: the shared suite, then SIGTERM. */
+function describeRuntimePreset(preset: string, label: string, command: (outputDir: string) => Promise<{ command: string, args: string[], cwd: string }>, suite: SuiteOptions = {}): void {
+  describe(`Nitro 3 ${preset} (${label})`, () => {
+    let upstream: Upstream
+    let server: Server
 
-  afterAll(() => stop(server), 15_000)
+    beforeAll(async () => {
+      upstream = await startFixtureUpstream()
+      const build = await buildPreset(preset)
+      if (build.code !== 0) throw new Error(`${preset} build failed:\n${build.output}`)
+      const run = await command(build.outputDir)
+      server = await startServer(run.command, run.args, run.cwd, fixtureEnv(upstream))
+    }, 300_000)
 
-  describeProxyBehaviour('Nitro 3 deno-server', () => ({ url: server.url, upstream }))
+    afterAll(() => stop(server), 15_000)
 
-  it('closes proxied connections with 1001 on SIGTERM and exits', async () => {
-    const client = await wsConnect(`${server.url.replace(/^http/, 'ws')}/live/deno-shutdown`)
-    client.send('before shutdown')
-    expect((await client.next()).text).toBe('before shutdown')
-    server.child.kill('SIGTERM')
-    expect(await withTimeout(client.closed, 5000, 'client close on SIGTERM')).toMatchObject({ code: 1001 })
-    const exit = await withTimeout(server.exited, 10_000, 'deno exit after SIGTERM').catch((error: Error) => {
-      throw new Error(`${error.message}\n--- output ---\n${server.output()}`)
-    })
-    expect(exit.signal === null ? exit.code : exit.signal).toBe(0)
-  }, 30_000)
-})
+    describeProxyBehaviour(`Nitro 3 ${preset}`, () => ({ url: server.url, upstream }), suite)
+
+    it('closes proxied connections with 1001 on SIGTERM and exits', async () => {
+      const client = await wsConnect(`${server.url.replace(/^http/, 'ws')}/live/${preset}-shutdown`)
+      client.send('before shutdown')
+      expect((await client.next()).text).toBe('before shutdown')
+      server.child.kill('SIGTERM')
+      expect(await withTimeout(client.closed, 5000, 'client close on SIGTERM')).toMatchObject({ code: 1001 })
+      const exit = await withTimeout(server.exited, 10_000, `${preset} exit after SIGTERM`).catch((error: Error) => {
+        throw new Error(`${error.message}\n--- output ---\n${server.output()}`)
+      })
+      expect(exit.signal === null ? exit.code : exit.signal).toBe(0)
+    }, 30_000)
+  })
+}
+
+// What the output's `deno.json` start task runs, from the output dir.
+describeRuntimePreset('deno-server', 'Deno 2', async outputDir => ({
+  command: await npxExecutable('deno@2', ['eval', 'console.log(Deno.execPath())']),
+  args: ['run', '-A', './server/index.mjs'],
+  cwd: outputDir,
+}))
+
+// Nitro 3's bun preset serves with Bun.serve (nitropack 2's runs Node's http on Bun), which
+// resolves dot segments before the app and keeps no raw request target.
+describeRuntimePreset('bun', 'Bun 1', async outputDir => ({
+  command: await npxExecutable('bun@1', ['-e', 'console.log(process.execPath)']),
+  args: ['run', join(outputDir, 'server/index.mjs')],
+  cwd: repoRoot,
+}), { resolvesDotSegments: true })
 
 describe('Nitro 3 presets that cannot relay WebSockets', () => {
   for (const preset of ['netlify-edge', 'cloudflare-module', 'cloudflare-pages', 'cloudflare-durable']) {
