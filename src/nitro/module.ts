@@ -67,8 +67,8 @@ export function setupWsProxy(nitro: Nitro, options: WsProxyModuleOptions = {}): 
     // Nitro 3 has no auto-imports: apps import `useWsProxy` from `nitro-ws-proxy/runtime`.
     // Registered where a Nitro 3 build still has an `imports` option (Nuxt 5 passes one).
     registerServerUtil(nitro, `${findDistDir()}runtime/`)
+    aliasRuntimeEntry(nitro)
   }
-  aliasRuntimeEntry(nitro)
   // `nitropack dev` hot-reloads routeRules and runtimeConfig edits without running modules
   // again (and replaces runtimeConfig): register the rules again before it rebuilds.
   nitro.hooks.hook('rollup:reload', () => {
@@ -295,9 +295,11 @@ function registerDevtoolsRoutes(nitro: Nitro, runtimeDir: string): void {
 export const RUNTIME_ENTRY = 'nitro-ws-proxy/runtime'
 
 /**
- * Resolve `import … from 'nitro-ws-proxy/runtime'` in the app to the runtime files the generated
- * handlers import. A lookup by package name could find another copy (a second install, a
- * symlinked workspace, an externalised dependency) whose `useWsProxy()` sees no connections.
+ * Nitro 3: resolve `import … from 'nitro-ws-proxy/runtime'` in the app to the runtime files the
+ * generated handlers import. A lookup by package name could find another copy (a second install,
+ * a symlinked workspace, an externalised dependency: Nitro 3 externalises node_modules by
+ * default) whose `useWsProxy()` sees no connections. (nitropack 2 inlines the package's dist/,
+ * so the import by name already reaches the same files there.)
  */
 function aliasRuntimeEntry(nitro: Nitro): void {
   const alias = (nitro.options.alias ||= {})
