@@ -1,6 +1,7 @@
 /**
  * Nitro 3 presets other than node-server (test/fixtures/nitro3-app built with the fixture's own
- * `nitro build` and `NITRO_PRESET`, each into its own output dir):
+ * `nitro build` and `NITRO_PRESET`, each into its own build and output dirs under the OS temp
+ * directory):
  *
  * - `node-cluster` (two workers): the shared proxy suite, and SIGTERM to the primary only closes
  *   proxied connections with 1001 and ends every process (Nitro 3's primary handles no signal;
@@ -13,7 +14,8 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -29,9 +31,12 @@ import { childEnv, fixtureNode } from '../nuxt/lines'
 const dir = fixtureDir('nitro3-app')
 const children = new Set<ChildProcess>()
 
+let buildsRoot = ''
+
 afterAll(async () => {
   for (const child of children) child.kill('SIGKILL')
   await cleanup()
+  if (buildsRoot) await rm(buildsRoot, { recursive: true, force: true })
 }, 30_000)
 
 interface Run { code: number | null, output: string }
@@ -55,11 +60,14 @@ function run(command: string, args: string[], options: { cwd: string, env: NodeJ
 /** `nitro build` of the fixture for `preset` into `.output-<preset>`; resolves the output dir. */
 async function buildPreset(preset: string): Promise<{ outputDir: string } & Run> {
   await ensureFixtures(['nitro3-app'])
-  const outputDir = join(dir, `.output-${preset}`)
-  await rm(outputDir, { recursive: true, force: true })
+  // Outside the fixture: test/nitro3/nitro3.test.ts hashes the fixture's files for its own build
+  // while this file's builds run in parallel.
+  buildsRoot ||= await mkdtemp(join(tmpdir(), 'ws-proxy-nitro3-presets-'))
+  const outputDir = join(buildsRoot, preset, 'output')
+  await rm(join(buildsRoot, preset), { recursive: true, force: true })
   const result = await run(await fixtureNode('nitro3-app'), [join(dir, 'node_modules/nitro/dist/cli/index.mjs'), 'build'], {
     cwd: dir,
-    env: childEnv({ NITRO_PRESET: preset, WS_PROXY_FIXTURE_BUILD_DIR: `.nitro/${preset}`, WS_PROXY_FIXTURE_OUTPUT_DIR: `.output-${preset}` }),
+    env: childEnv({ NITRO_PRESET: preset, WS_PROXY_FIXTURE_BUILD_DIR: join(buildsRoot, preset, 'build'), WS_PROXY_FIXTURE_OUTPUT_DIR: outputDir }),
     timeout: 180_000,
   })
   return { outputDir, ...result }
@@ -138,7 +146,6 @@ describe('Nitro 3 node-cluster (two workers)', () => {
   afterAll(() => stop(server), 15_000)
 
   it('passes shutdown signals from the primary on to the workers (the generated primary)', async () => {
-    const { readFile } = await import('node:fs/promises')
     const primary = await readFile(join(build.outputDir, 'server/index.mjs'), 'utf8')
     expect(primary).toContain(`import { forwardShutdownSignals } from './nitro-ws-proxy-cluster.mjs'`)
     expect(primary).toContain('cluster.isPrimary')
@@ -149,8 +156,8 @@ describe('Nitro 3 node-cluster (two workers)', () => {
 
   it('closes proxied connections with 1001 on SIGTERM to the primary only, and every process exits', async () => {
     const other = await start()
-    const { stdout } = await promisify(execFile)('pgrep', ['-P', String(other.child.pid)])
-    const workers = stdout.trim().split('\n').filter(Boolean).map(Number)
+    // The primary's children (Linux /proc; no procps needed).
+    const workers = (await readFile(`/proc/${other.child.pid}/task/${other.child.pid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean).map(Number)
     expect(workers).toHaveLength(2)
     const clients = await Promise.all([1, 2, 3, 4].map(i => wsConnect(`${other.url.replace(/^http/, 'ws')}/live/cluster-${i}`)))
     for (const client of clients) {
