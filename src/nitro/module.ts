@@ -65,7 +65,8 @@ export function setupWsProxy(nitro: Nitro, options: WsProxyModuleOptions = {}): 
   else {
     resolveH3ForRuntime(nitro)
     // Nitro 3 has no auto-imports: apps import `useWsProxy` from `nitro-ws-proxy/runtime`.
-    // Registered where a Nitro 3 build still has an `imports` option (Nuxt 5 passes one).
+    // Also registered as auto-imports where the Nitro options carry an `imports` object (the
+    // nitro beta has no such option; older betas and frameworks on top of Nitro may pass one).
     registerServerUtil(nitro, `${findDistDir()}runtime/`)
     aliasRuntimeEntry(nitro)
   }
