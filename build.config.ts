@@ -22,6 +22,9 @@ export default defineBuildConfig({
     async 'build:done'() {
       const { copyFile, readFile, writeFile } = await import('node:fs/promises')
       await copyFile('src/types/nitro3.d.mts', 'dist/nitro3.d.mts')
+      // `nitro-ws-proxy/runtime` (mkdist writes .d.ts): also as .d.mts, where a tsconfig path
+      // alias to dist/runtime/index.mjs (Nuxt's generated tsconfig) looks for its declarations.
+      await copyFile('dist/runtime/index.d.ts', 'dist/runtime/index.d.mts')
       for (const file of ['dist/nitro.d.mts', 'dist/nuxt.d.mts']) {
         const text = await readFile(file, 'utf8')
         const reference = '/// <reference path="./nitro3.d.mts" />\n'

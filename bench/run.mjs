@@ -1,6 +1,6 @@
 // Benchmark orchestrator: `npm run bench` (see README, "Benchmarks").
 //   node bench/run.mjs [--quick] [--reps=N] [--workloads=latency,small,large,idle,slow,upload[,scale]]
-//                      [--targets=direct,pipe,nginx,crossws04,ours-0.3,ours-0.4,nitro-0.3,pool-0.3,limits-0.3,observe-0.3[,base-0.3,base-0.4]]
+//                      [--targets=direct,pipe,nginx,crossws04,ours-0.3,ours-0.4,nitro-0.3,nitro3,pool-0.3,limits-0.3,observe-0.3[,base-0.3,base-0.4]]
 //                      [--baseline=<git ref> | --baseline-module=<path of an index.mjs>]
 //                      [--scale-connections=<n>] [--no-write] [--bufferutil] [--rss-cap=<MiB>]
 // Ours is ../dist/index.mjs (`npm run bench` builds first), or BENCH_OURS_MODULE=<absolute path>.
@@ -14,6 +14,9 @@
 // nitro-0.3: bench/nitro-app (this package's Nitro module from ../dist, one `wsProxy` rule) built
 // once with the node-server preset into a cache folder under the OS temp directory (reused while
 // dist/ and the app are unchanged) and started per cell as `node .output/server/index.mjs`.
+// nitro3: bench/nitro3-app, the same rule in a Nitro 3 app built with
+// the `nitro` package of test/fixtures/nitro3-app (bench/nitro3-build.mjs), cached and started the
+// same way; its CPU per 64 B message is compared with nitro-0.3's in the same run.
 // The scale workload (N connections, one 64 B message a second each) is opt-in:
 // `--workloads=scale`; N is 10,000 or what the open-file limit allows (--scale-connections=<n>).
 // Each cell (workload × target × repetition) runs in fresh processes: the upstream
@@ -62,12 +65,13 @@ const DEFAULT_WORKLOADS = ALL_WORKLOADS.filter(w => w !== 'scale')
 // observe-0.3: with the metrics and the access log on (all three: small and latency workloads only).
 // nginx: the reference reverse proxy (skipped when not installed); nitro-0.3: ours inside a
 // built Nitro server (node-server preset, crossws 0.3.5), as users run it.
-const ALL_TARGETS = ['direct', 'pipe', 'nginx', 'crossws04', 'ours-0.3', 'ours-0.4', 'nitro-0.3', 'pool-0.3', 'limits-0.3', 'observe-0.3']
+const ALL_TARGETS = ['direct', 'pipe', 'nginx', 'crossws04', 'ours-0.3', 'ours-0.4', 'nitro-0.3', 'nitro3', 'pool-0.3', 'limits-0.3', 'observe-0.3']
 const LIMITS_CPU_LIMIT = 1.05 // limits-0.3 ÷ ours-0.3 CPU per 64 B message
 const OBSERVE_CPU_LIMIT = 1.05 // observe-0.3 (metrics and access log on) ÷ ours-0.3 CPU per 64 B message
 const POOL_SIZE = 3
 const POOL_CPU_LIMIT = 1.1 // pool-0.3 ÷ ours-0.3 CPU per 64 B message
 const BASE_TARGETS = ['base-0.3', 'base-0.4'] // run only with --baseline or --baseline-module
+const NITRO3_CPU_LIMIT = 1.1 // nitro3 ÷ nitro-0.3 CPU per 64 B message (issue 13)
 const workloads = String(flag('workloads') ?? DEFAULT_WORKLOADS.join(',')).split(',')
 let targets = String(flag('targets') ?? ALL_TARGETS.join(',')).split(',')
 for (const w of workloads) if (!ALL_WORKLOADS.includes(w)) throw new TypeError(`[bench] Unknown workload "${w}"; use ${ALL_WORKLOADS.join(', ')}.`)
@@ -201,7 +205,7 @@ const PARAMS = {
 // runs the same relay as ours-0.3: slow and upload (its memory bounds) are ours-0.3's.
 const applies = (w, t) => !(t === 'direct' && (w === 'idle' || w === 'slow' || w === 'upload' || w === 'scale'))
   && !((t.startsWith('pool') || t.startsWith('limits') || t.startsWith('observe')) && w !== 'small' && w !== 'latency')
-  && !(t === 'nitro-0.3' && (w === 'slow' || w === 'upload'))
+  && !((t === 'nitro-0.3' || t === 'nitro3') && (w === 'slow' || w === 'upload'))
 
 // ---------------------------------------------------------------- nginx, nitro-0.3, the scale workload's size
 // The open-file limit of the processes we start (the proxy holds 2 sockets per proxied connection).
@@ -238,6 +242,18 @@ if (targets.includes('nitro-0.3') && workloads.some(w => applies(w, 'nitro-0.3')
   catch (error) {
     notes.push(`nitro-0.3 skipped: ${error.message}`)
     targets = targets.filter(t => t !== 'nitro-0.3')
+  }
+}
+
+let nitro3App // { entry, dir, reused, seconds, nitro }
+if (targets.includes('nitro3') && workloads.some(w => applies(w, 'nitro3'))) {
+  try {
+    nitro3App = prepareNitro3()
+    notes.push(`nitro3: bench/nitro3-app built with the node-server preset (nitro ${nitro3App.nitro}) from dist/${nitro3App.reused ? ', reused from the cache' : ` in ${fmt(nitro3App.seconds, 1)} s`} (${nitro3App.dir}).`)
+  }
+  catch (error) {
+    notes.push(`nitro3 skipped: ${error.message}`)
+    targets = targets.filter(t => t !== 'nitro3')
   }
 }
 
@@ -288,6 +304,47 @@ function prepareNitro() {
     rmSync(tmp, { recursive: true, force: true }) // another run built the same key meanwhile: use it
   }
   return { entry, dir, reused: false, seconds: (performance.now() - t0) / 1000, nitropack, distDate }
+}
+
+/**
+ * Builds bench/nitro3-app with the `nitro` package of test/fixtures/nitro3-app (installed on
+ * demand by scripts/install-fixtures.mjs) into the same cache as prepareNitro, keyed by dist/,
+ * the app, the build script, nitro's version and Node's.
+ */
+function prepareNitro3() {
+  const distDir = join(root, 'dist')
+  const app = join(here, 'nitro3-app')
+  const nitroDir = join(root, 'test/fixtures/nitro3-app/node_modules/nitro')
+  if (!existsSync(join(distDir, 'nitro.mjs'))) throw new Error('dist/nitro.mjs is missing (run `npm run build`).')
+  if (!existsSync(join(nitroDir, 'package.json'))) {
+    const r = spawnSync(process.execPath, [join(root, 'scripts/install-fixtures.mjs'), 'nitro3-app'], { cwd: root, encoding: 'utf8', timeout: 300_000 })
+    if (r.status !== 0) throw new Error(`installing test/fixtures/nitro3-app failed: ${`${r.stdout}${r.stderr}`.trim().split('\n').slice(-3).join(' / ')}`)
+  }
+  const nitro = JSON.parse(readFileSync(join(nitroDir, 'package.json'), 'utf8')).version
+  const hash = createHash('sha256')
+  for (const file of [...listFiles(distDir), ...listFiles(app), join(here, 'nitro3-build.mjs')])
+    hash.update(relative(root, file)).update('\0').update(readFileSync(file)).update('\0')
+  hash.update(`nitro ${nitro}\0${process.version}`)
+  const dir = join(os.tmpdir(), 'nitro-ws-proxy-bench-nitro', `v3-${hash.digest('hex').slice(0, 16)}`)
+  const entry = join(dir, 'output/server/index.mjs')
+  if (existsSync(entry)) return { entry, dir, reused: true, nitro }
+  mkdirSync(dirname(dir), { recursive: true })
+  const tmp = `${dir}.tmp-${process.pid}`
+  rmSync(tmp, { recursive: true, force: true })
+  console.log(`[bench] nitro3: building bench/nitro3-app into ${dir} ...`)
+  const t0 = performance.now()
+  const r = spawnSync(process.execPath, [join(here, 'nitro3-build.mjs'), app, tmp, nitroDir], { cwd: root, encoding: 'utf8', timeout: 300_000, maxBuffer: 64 * MiB })
+  if (r.status !== 0 || !existsSync(join(tmp, 'output/server/index.mjs'))) {
+    rmSync(tmp, { recursive: true, force: true })
+    throw new Error(`building bench/nitro3-app failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`}): ${`${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n').slice(-5).join(' / ')}`)
+  }
+  try {
+    renameSync(tmp, dir)
+  }
+  catch {
+    rmSync(tmp, { recursive: true, force: true })
+  }
+  return { entry, dir, reused: false, seconds: (performance.now() - t0) / 1000, nitro }
 }
 
 // scale: N = 10,000, or what the open-file limit allows the proxy process (2 sockets per connection,
@@ -582,8 +639,8 @@ async function startNginx(upstreamPort, children) {
 }
 
 /** Starts the built Nitro server (bench/nitro-app) with the rule's target on the upstream; the port from its 'Listening on' line. */
-async function startNitro(upstreamPort, children) {
-  const child = track(fork(nitroApp.entry, [], {
+async function startNitro(upstreamPort, children, app = nitroApp, label = 'nitro-0.3') {
+  const child = track(fork(app.entry, [], {
     cwd: root,
     // probe.mjs answers run.mjs's `usage` (gc before memory readings) over the IPC channel.
     execArgv: ['--expose-gc', '--import', pathToFileURL(join(here, 'probe.mjs')).href],
@@ -593,13 +650,14 @@ async function startNitro(upstreamPort, children) {
   children.push(child)
   const port = await new Promise((resolve, reject) => {
     let out = ''
-    const timer = setTimeout(() => done(new Error('nitro-0.3 start: timed out after 20000 ms')), 20_000)
+    const timer = setTimeout(() => done(new Error(`${label} start: timed out after 20000 ms`)), 20_000)
     const onData = (chunk) => {
       out = (out + chunk).slice(-4000)
-      const m = /Listening on https?:\/\/[^\s/]+:(\d+)/.exec(out)
+      // nitropack 2: `Listening on http://…`; Nitro 3 (srvx): `➜ Listening on: http://…`.
+      const m = /Listening on:? https?:\/\/[^\s/]+:(\d+)/.exec(out)
       if (m) done(null, Number(m[1]))
     }
-    const onExit = code => done(new Error(`nitro-0.3 start: process exited (${code}): ${firstError(child.stderrTail || out)}`))
+    const onExit = code => done(new Error(`${label} start: process exited (${code}): ${firstError(child.stderrTail || out)}`))
     function done(err, value) {
       clearTimeout(timer)
       child.stdout.off('data', onData)
@@ -617,6 +675,7 @@ async function startNitro(upstreamPort, children) {
 async function startTarget(target, upstreamUrl, upstreamPort, children) {
   if (target === 'nginx') return startNginx(upstreamPort, children)
   if (target === 'nitro-0.3') return startNitro(upstreamPort, children)
+  if (target === 'nitro3') return startNitro(upstreamPort, children, nitro3App, 'nitro3')
   const child = spawn('proxy.mjs', [target, upstreamUrl, ...(relayModule[target] ? [relayModule[target]] : [])], ['--expose-gc'])
   children.push(child)
   const { port } = await waitMessage(child, m => m?.type === 'ready', 15_000, `${target} start`)
@@ -984,6 +1043,7 @@ const LABEL = {
   'ours-0.3': 'ours on crossws 0.3.5',
   'ours-0.4': 'ours on crossws 0.4.17',
   'nitro-0.3': 'ours in a built Nitro server (node-server, crossws 0.3.5)',
+  'nitro3': `ours in a built Nitro 3 server (nitro ${nitro3App?.nitro ?? ''}, node-server, crossws 0.4)`,
   'pool-0.3': `ours on crossws 0.3.5, pool of ${POOL_SIZE} upstreams`,
   'limits-0.3': 'ours on crossws 0.3.5, every limit on',
   'observe-0.3': 'ours on crossws 0.3.5, metrics and access log on',
@@ -1125,6 +1185,9 @@ for (const [t, ref, limit] of [['pool-0.3', 'ours-0.3', POOL_CPU_LIMIT], ['limit
   const what = { 'pool-0.3': '(one upstream)', 'limits-0.3': '(limits off)', 'observe-0.3': '(metrics and access log off)' }[t]
   const r = ratio(summary[t].smallCpu, summary[ref].smallCpu)
   check(t, `CPU per 64 B message ≤ ${limit}× ${ref} ${what}`, `${fmtRatio(r)} (${fmt(summary[t].smallCpu)} ÷ ${fmt(summary[ref].smallCpu)} µs)`, r <= limit)
+}
+if (has('small') && summary.nitro3 && summary['nitro-0.3']) {
+  check('nitro3', `CPU per 64 B message ≤ ${NITRO3_CPU_LIMIT}× nitro-0.3`, ...judged('small', 'nitro3', 'nitro-0.3', 'smallCpu', 'cpuPerMsg', NITRO3_CPU_LIMIT, 'µs'))
 }
 // The performance issue's goals, against nginx in the same run: ours as a library and inside Nitro.
 const nScale = fmtInt(PARAMS.scale.connections)

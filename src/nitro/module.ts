@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { defu } from 'defu'
@@ -55,7 +55,7 @@ export function setupWsProxy(nitro: Nitro, options: WsProxyModuleOptions = {}): 
   resolveObserveOptions(options)
   const rules = applyRules(nitro, options)
   if (rules.length) {
-    const problem = checkPreset(nitro.options.preset, nitro.options)
+    const problem = checkPreset(nitro.options.preset, nitro.options, detectNitroLine(nitro))
     if (problem) throw new Error(problem)
   }
   const line = detectNitroLine(nitro)
@@ -63,6 +63,14 @@ export function setupWsProxy(nitro: Nitro, options: WsProxyModuleOptions = {}): 
   if (line === 2) {
     guardDevServerUpgrades(nitro)
     registerTypes(nitro)
+  }
+  else {
+    // Nitro 3 has no auto-imports: apps import `useWsProxy` from `nitro-ws-proxy/runtime`.
+    // Also registered as auto-imports where the Nitro options carry an `imports` object (the
+    // nitro beta has no such option; older betas and frameworks on top of Nitro may pass one).
+    registerServerUtil(nitro, `${findDistDir()}runtime/`)
+    aliasRuntimeEntry(nitro)
+    resolveNitroImports(nitro)
   }
   // `nitropack dev` hot-reloads routeRules and runtimeConfig edits without running modules
   // again (and replaces runtimeConfig): register the rules again before it rebuilds.
@@ -227,6 +235,12 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
     forwardClusterSignals(nitro, runtimeDir)
     registerServerUtil(nitro, runtimeDir)
   }
+  else {
+    // Nitro 3's deno-server and deno-deploy entries use crossws 0.4's Deno adapter, which the
+    // wrapper fixes the same way (subprotocol offers written `a,b`, the client address).
+    useFixedDenoAdapter(nitro, distDir, 3)
+    forwardClusterSignalsNitro3(nitro, runtimeDir)
+  }
   if (observe.metricsPath) registerMetricsEndpoint(nitro, runtimeDir, observe.metricsPath, rules, line)
   if (nitro.options.dev) registerDevtoolsRoutes(nitro, runtimeDir)
   if (line === 2) {
@@ -240,7 +254,7 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
     nitro.options.virtual[SHUTDOWN_PLUGIN] = [
       ...importRuntimeUtils(line, ['useRuntimeConfig']),
       `import { defineWsProxyShutdown } from ${JSON.stringify(`${runtimeDir}plugin.mjs`)}`,
-      `export default defineWsProxyShutdown(useRuntimeConfig)`,
+      `export default defineWsProxyShutdown(useRuntimeConfig, { server: 'srvx' })`,
     ].join('\n')
     nitro.options.plugins.push(SHUTDOWN_PLUGIN)
     // Nitro 3 resolves an upgrade's hooks by running the whole app (middleware included) on the
@@ -280,9 +294,26 @@ function registerDevtoolsRoutes(nitro: Nitro, runtimeDir: string): void {
   nitro.options.handlers.push(...routes.map(r => ({ ...r, method: 'get' as const })))
 }
 
+/** The package entry of the server utilities (src/runtime/index.ts) that apps import by name. */
+export const RUNTIME_ENTRY = 'nitro-ws-proxy/runtime'
+
+/**
+ * Nitro 3: resolve `import … from 'nitro-ws-proxy/runtime'` in the app to the runtime files the
+ * generated handlers import. A lookup by package name could find another copy (a second install,
+ * a symlinked workspace, an externalised dependency: Nitro 3 externalises node_modules by
+ * default) whose `useWsProxy()` sees no connections. (nitropack 2 inlines the package's dist/,
+ * so the import by name already reaches the same files there.)
+ */
+function aliasRuntimeEntry(nitro: Nitro): void {
+  const alias = (nitro.options.alias ||= {})
+  alias[RUNTIME_ENTRY] = `${findDistDir()}runtime/index.mjs`
+}
+
 /** Auto-import `useWsProxy()` in server code (Nitro's `imports`, which Nuxt's server uses too). */
 function registerServerUtil(nitro: Nitro, runtimeDir: string): void {
-  if (nitro.options.imports) addServerUtilPresets(nitro.options.imports, runtimeDir)
+  // Nitro 3 removed the option (`undefined`); either line may have it switched off (`false`).
+  const imports = nitro.options.imports as Nitro['options']['imports'] | undefined
+  if (imports && typeof imports === 'object') addServerUtilPresets(imports, runtimeDir)
 }
 
 /**
@@ -369,7 +400,7 @@ export const DENO_ADAPTER = '#nitro-ws-proxy/deno-adapter'
  * Deno presets: serve upgrades through crossws's Deno adapter wrapped by `fixDenoAdapter`
  * (core/deno-adapter.ts), which answers subprotocols and keeps the client address.
  */
-function useFixedDenoAdapter(nitro: Nitro, distDir: string): void {
+function useFixedDenoAdapter(nitro: Nitro, distDir: string, line: NitroLine = 2): void {
   if (!String(nitro.options.preset).startsWith('deno')) return
   let original: string
   try {
@@ -383,7 +414,33 @@ function useFixedDenoAdapter(nitro: Nitro, distDir: string): void {
     `import { fixDenoAdapter } from ${JSON.stringify(`${distDir}core/deno-adapter.mjs`)}`,
     `export default fixDenoAdapter(denoAdapter)`,
   ].join('\n')
-  nitro.options.alias['crossws/adapters/deno'] = DENO_ADAPTER
+  if (line === 2) {
+    nitro.options.alias['crossws/adapters/deno'] = DENO_ADAPTER
+    return
+  }
+  // Nitro 3 (rolldown): an alias is resolved by the bundler's own resolver, which never asks the
+  // virtual-module plugin, so the swap is a resolveId hook. Once per Nitro instance.
+  if (denoHooked.has(nitro)) return
+  denoHooked.add(nitro)
+  addBundlerPlugin(nitro, {
+    name: 'nitro-ws-proxy:deno-adapter',
+    resolveId(source: string, importer: string | undefined) {
+      if (source !== 'crossws/adapters/deno' || importer === DENO_ADAPTER) return null
+      return { id: DENO_ADAPTER, moduleSideEffects: false }
+    },
+  })
+}
+
+const denoHooked = new WeakSet<Nitro>()
+
+/** Nitro 3: put `plugin` first in the server bundle's plugins (before Nitro's own resolvers). */
+function addBundlerPlugin(nitro: Nitro, plugin: { name: string, resolveId: (...args: any[]) => unknown }): void {
+  const hooks = nitro.hooks as unknown as { hook: (name: string, fn: (nitro: unknown, config: { plugins?: unknown }) => void) => void }
+  hooks.hook('rollup:before', (_nitro, config) => {
+    const plugins = config.plugins
+    if (Array.isArray(plugins)) plugins.unshift(plugin)
+    else config.plugins = plugins ? [plugin, plugins] : [plugin]
+  })
 }
 
 /** The virtual entry of `node-cluster` builds: Nitro's entry plus signal forwarding. */
@@ -409,6 +466,41 @@ function forwardClusterSignals(nitro: Nitro, runtimeDir: string): void {
 }
 
 const clusterEntries = new WeakMap<Nitro, string>()
+
+/** The file beside Nitro 3's node-cluster primary that forwards the signals (runtime/cluster.mjs). */
+export const CLUSTER_FILE = 'nitro-ws-proxy-cluster.mjs'
+
+const clusterHooked = new WeakSet<Nitro>()
+
+/**
+ * Nitro 3's `node-cluster`: the primary is a fixed `server/index.mjs` that the preset writes
+ * once the build is done (the bundled entry, `worker.mjs`, runs only in workers), and it handles
+ * no signal at all: a SIGTERM ends it at once, its workers exit with it, and every client gets
+ * 1006. So the forwarding is prepended to that file after the preset wrote it, with
+ * runtime/cluster.mjs copied beside it (a build's output runs without node_modules).
+ */
+function forwardClusterSignalsNitro3(nitro: Nitro, runtimeDir: string): void {
+  if (nitro.options.preset !== 'node-cluster' || clusterHooked.has(nitro)) return
+  clusterHooked.add(nitro)
+  // Registered after the preset's own `compiled` hook (modules run after presets): runs after it.
+  nitro.hooks.hook('compiled', async () => {
+    const serverDir = (nitro.options.output as { serverDir: string }).serverDir
+    const index = resolve(serverDir, 'index.mjs')
+    const text = existsSync(index) ? await readFile(index, 'utf8') : ''
+    if (text.includes(CLUSTER_FILE)) return
+    if (!text.includes('cluster.isPrimary')) {
+      nitro.logger?.warn?.(`[nitro-ws-proxy] node-cluster: ${index} is not the cluster primary this module knows; shutdown signals are not passed on to the workers (proxied connections end with 1006 when only the primary is signalled)`)
+      return
+    }
+    await copyFile(`${runtimeDir}cluster.mjs`, resolve(serverDir, CLUSTER_FILE))
+    await writeFile(index, [
+      `// nitro-ws-proxy: pass shutdown signals on to the workers (graceful close of proxied connections).`,
+      `import { forwardShutdownSignals } from './${CLUSTER_FILE}'`,
+      `forwardShutdownSignals({ disconnect: true })`,
+      text,
+    ].join('\n'))
+  })
+}
 
 /**
  * The package's `dist/` (with a trailing slash): this code runs from `dist/nitro.mjs`,
@@ -544,22 +636,46 @@ function resolveH3ForRuntime(nitro: Nitro, line: NitroLine): void {
   alias[H3_SPECIFIER] = line === 3 ? nitroH3Entry(nitro) : 'h3'
 }
 
+/**
+ * A file of the `nitro` package this build runs: its own error handler, which Nitro 3 adds to
+ * `errorHandler` by path. A lookup of `nitro` from the app can find another copy (Nuxt 5 nightly
+ * installs may hoist the `nitro@3.0.0` placeholder while the real beta sits below
+ * @nuxt/nitro-server), or none (an app that gets Nitro through another package).
+ */
+function nitroPackageFile(nitro: Nitro): string | undefined {
+  const handlers = (nitro.options as unknown as { errorHandler?: unknown }).errorHandler
+  const file = (Array.isArray(handlers) ? handlers : [handlers])
+    .find((h): h is string => typeof h === 'string' && /[\\/]runtime[\\/]internal[\\/]error[\\/]/.test(h))
+  if (file) return file
+  try {
+    return createRequire(resolve(nitro.options.rootDir, 'package.json')).resolve('nitro/package.json')
+  }
+  catch {
+    return undefined
+  }
+}
+
+/**
+ * Nitro 3: the generated modules' `nitro/app` and `nitro/runtime-config` imports resolve to the
+ * Nitro that builds, also when the app's own lookup finds no `nitro` (installed below another
+ * package, or not at all).
+ */
+function resolveNitroImports(nitro: Nitro): void {
+  const nitroFile = nitroPackageFile(nitro)
+  if (!nitroFile) return
+  addBundlerPlugin(nitro, {
+    name: 'nitro-ws-proxy:nitro-imports',
+    resolveId(this: { resolve: (source: string, importer: string, options: { skipSelf: boolean }) => Promise<unknown> }, source: string, importer: string | undefined) {
+      if (!importer || !source.startsWith('nitro/') || !importer.startsWith('#nitro-ws-proxy/')) return null
+      return this.resolve(source, nitroFile, { skipSelf: true })
+    },
+  })
+}
+
 /** The file behind `nitro/h3` in the `nitro` package of this build (`'nitro/h3'` when not found). */
 function nitroH3Entry(nitro: Nitro): string {
-  // A file of that package: its own error handler, which Nitro 3 adds to `errorHandler` by path.
-  // A lookup of `nitro` from the app can find another copy (Nuxt 5 nightly installs may hoist
-  // the `nitro@3.0.0` placeholder while the real beta sits below @nuxt/nitro-server).
-  const handlers = (nitro.options as unknown as { errorHandler?: unknown }).errorHandler
-  let file = (Array.isArray(handlers) ? handlers : [handlers])
-    .find((h): h is string => typeof h === 'string' && /[\\/]runtime[\\/]internal[\\/]error[\\/]/.test(h))
-  if (!file) {
-    try {
-      file = createRequire(resolve(nitro.options.rootDir, 'package.json')).resolve('nitro/package.json')
-    }
-    catch {
-      return 'nitro/h3'
-    }
-  }
+  const file = nitroPackageFile(nitro)
+  if (!file) return 'nitro/h3'
   for (let dir = dirname(file); dir !== dirname(dir); dir = dirname(dir)) {
     const manifest = resolve(dir, 'package.json')
     if (!existsSync(manifest)) continue

@@ -19,7 +19,22 @@
  *
  * Presets not listed here are not refused: Node presets (`node-server`, `node-cluster`, `bun`,
  * `deno-server`, …) are the tested ones; dev (`nitro-dev`, `cloudflare-dev`) runs on Node.
+ *
+ * Nitro 3 (the `nitro` package, 3.0.260903-beta, crossws 0.4.17; test/nitro3/presets.test.ts)
+ * has its own preset list, checked by reading each preset's server entry and crossws adapter:
+ * - `netlify-edge`: the entry passes every request to `nitroApp.fetch` as plain HTTP (no
+ *   WebSocket adapter), as in nitropack 2. There is no `vercel-edge` preset any more.
+ * - `cloudflare-module`, `cloudflare-pages`: crossws 0.4.17's Cloudflare peer still closes the
+ *   client end of the `WebSocketPair` (`_internal.ws`, the one handed to the runtime).
+ * - `cloudflare-durable`: crossws 0.4.17's `handleDurableUpgrade` still drops the `context` the
+ *   `upgrade` hook returns, and the peer is rebuilt from the socket on every message.
+ * - `vercel`: Nitro 3's entry has a WebSocket adapter (crossws's `vercel`, the node adapter on
+ *   Vercel's `upgradeWebSocket` request context): not refused, not tested here (it needs
+ *   Vercel's runtime).
  */
+
+/** The Nitro line a preset name belongs to (`2`: nitropack 2; `3`: the `nitro` package). */
+export type PresetLine = 2 | 3
 
 /** Why a preset is refused and what to use instead (both end up in the build error). */
 export interface UnsupportedPreset {
@@ -55,6 +70,25 @@ export const UNSUPPORTED_PRESETS: Readonly<Record<string, UnsupportedPreset>> = 
   },
 })
 
+const CLOUDFLARE_CLOSE_3: UnsupportedPreset = {
+  why: 'the Cloudflare adapter of crossws 0.4 (what Nitro 3 uses, checked with 0.4.17) closes the client end of the WebSocketPair instead of the accepted server end, so closes from the upstream, and the answers to the client\'s own close, never reach the client and connections hang open',
+  instead: SERVER_PRESETS,
+}
+
+/** Presets refused on Nitro 3, by its resolved preset name. */
+export const UNSUPPORTED_PRESETS_3: Readonly<Record<string, UnsupportedPreset>> = Object.freeze({
+  'netlify-edge': {
+    why: 'Nitro 3\'s netlify-edge entry has no WebSocket adapter: it passes every request to the app as plain HTTP, so an upgrade is answered 426 Upgrade Required',
+    instead: SERVER_PRESETS,
+  },
+  'cloudflare-module': CLOUDFLARE_CLOSE_3,
+  'cloudflare-pages': CLOUDFLARE_CLOSE_3,
+  'cloudflare-durable': {
+    why: 'the Durable Object adapter of crossws 0.4 (what Nitro 3 uses, checked with 0.4.17) drops the context the upgrade hook returns, so a connection opens without its mapped target and nothing is relayed',
+    instead: SERVER_PRESETS,
+  },
+})
+
 /**
  * The error message for a build of `preset` with `wsProxy` rules, or `undefined` when the preset
  * can run them. Dev servers (`nitroOptions.dev`) always can: they run on Node whatever the
@@ -62,16 +96,18 @@ export const UNSUPPORTED_PRESETS: Readonly<Record<string, UnsupportedPreset>> = 
  *
  * @param preset Nitro's resolved preset name (`nitro.options.preset`, e.g. `'vercel-edge'`).
  * @param nitroOptions The Nitro options (only `dev` is read).
+ * @param line The Nitro line (`detectNitroLine`): nitropack 2 and Nitro 3 refuse different presets.
  * @returns `[nitro-ws-proxy] preset '<preset>' cannot run a WebSocket proxy: <why>. <instead>`,
  *   or `undefined`.
  *
  * @example
- * const problem = checkPreset(nitro.options.preset, nitro.options)
+ * const problem = checkPreset(nitro.options.preset, nitro.options, detectNitroLine(nitro))
  * if (problem) throw new Error(problem)
  */
-export function checkPreset(preset: string, nitroOptions: { dev?: boolean } = {}): string | undefined {
+export function checkPreset(preset: string, nitroOptions: { dev?: boolean } = {}, line: PresetLine = 2): string | undefined {
   if (nitroOptions.dev) return undefined
-  const entry = Object.hasOwn(UNSUPPORTED_PRESETS, preset) ? UNSUPPORTED_PRESETS[preset] : undefined
+  const table = line === 3 ? UNSUPPORTED_PRESETS_3 : UNSUPPORTED_PRESETS
+  const entry = Object.hasOwn(table, preset) ? table[preset] : undefined
   if (!entry) return undefined
   return `[nitro-ws-proxy] preset '${preset}' cannot run a WebSocket proxy: ${entry.why}. ${entry.instead}`
 }

@@ -10,6 +10,19 @@
  */
 import cluster from 'node:cluster'
 
+/** Options of {@link forwardShutdownSignals}. */
+export interface ForwardShutdownOptions {
+  /**
+   * Also disconnect each worker after signalling it, and end the primary if the workers are not
+   * gone after `NITRO_SHUTDOWN_TIMEOUT` (30 s). For Nitro 3, whose workers (srvx) close their
+   * server on the signal but never exit while the cluster's IPC channel is open, and whose
+   * primary has no timeout of its own. A worker disconnected this way stops taking connections
+   * and exits once its proxied connections are drained.
+   * @default false (nitropack 2: its workers exit by themselves, its primary waits for them)
+   */
+  disconnect?: boolean
+}
+
 /**
  * In the cluster primary, send each configured shutdown signal on to every worker (the same
  * signals and switch Nitro's graceful shutdown reads: `NITRO_SHUTDOWN_SIGNALS`,
@@ -23,17 +36,33 @@ import cluster from 'node:cluster'
  * forwardShutdownSignals()
  * ```
  */
-export function forwardShutdownSignals(): void {
+export function forwardShutdownSignals(options: ForwardShutdownOptions = {}): void {
   if (!cluster.isPrimary || process.env.NITRO_SHUTDOWN_DISABLED) return
   const signals = (process.env.NITRO_SHUTDOWN_SIGNALS || 'SIGTERM SIGINT').split(' ').map(s => s.trim()).filter(Boolean)
+  let deadline: ReturnType<typeof setTimeout> | undefined
   for (const signal of signals) {
     // `on`, not `once`: Nitro's primary listens once; a repeated signal must not kill it early.
     process.on(signal as NodeJS.Signals, () => {
       for (const worker of Object.values(cluster.workers ?? {})) {
         if (worker && !worker.isDead()) {
-          try { worker.process.kill(signal as NodeJS.Signals) }
+          try {
+            worker.process.kill(signal as NodeJS.Signals)
+            if (options.disconnect && worker.isConnected()) worker.disconnect()
+          }
           catch {}
         }
+      }
+      if (options.disconnect && !deadline) {
+        // Unref'd: the primary still exits as soon as its last worker does.
+        const timeout = Number.parseInt(process.env.NITRO_SHUTDOWN_TIMEOUT || '', 10) || 30_000
+        deadline = setTimeout(() => {
+          for (const worker of Object.values(cluster.workers ?? {})) {
+            try { worker?.process.kill('SIGKILL') }
+            catch {}
+          }
+          process.exit(1)
+        }, timeout)
+        deadline.unref()
       }
     })
   }
