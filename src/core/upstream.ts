@@ -1,5 +1,6 @@
 import type { ResolvedProxyOptions } from './options'
 import type { ProxyHeadersInit, ProxyPeer } from './types'
+import { dialRaw } from './dial'
 
 /** Handlers a connection gives to its upstream socket. */
 export interface UpstreamHandlers {
@@ -12,10 +13,6 @@ export interface UpstreamHandlers {
   /** `ws` only: the upstream answered the handshake with a non-101 HTTP status. */
   unexpectedResponse?: (status: number, socket: unknown) => void
 }
-
-
-
-
 
 function toHeaderRecord(init: ProxyHeadersInit): Record<string, string> {
   // `ws` spreads `headers` as a plain object: a `Headers` instance or pairs would vanish. A plain
@@ -60,7 +57,8 @@ export function dialUpstream(
 ): any {
   const Ctor = o.WebSocket as any
   let up: any
-  if (!o.whatwg) up = ctorOptions ? new Ctor(url, protocols, ctorOptions) : new Ctor(url, protocols)
+  // ws's own class: the raw handshake (dial.ts) when nothing needs ws's HTTP client.
+  if (!o.whatwg) up = dialRaw(Ctor, url, protocols, ctorOptions) ?? (ctorOptions ? new Ctor(url, protocols, ctorOptions) : new Ctor(url, protocols))
   // undici, Bun and Deno send handshake headers given in a `{ protocols, headers }` dictionary.
   else if (ctorOptions && o.headersInit) up = new Ctor(url, protocols ? { ...ctorOptions, protocols } : ctorOptions)
   else up = new Ctor(url, protocols)
