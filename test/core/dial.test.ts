@@ -57,12 +57,10 @@ async function startScripted(answer: (socket: Socket, key: string, head: string)
     socket.on('data', onData)
   })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  track({
-    close: () => new Promise<void>((resolve) => {
-      for (const socket of sockets) socket.destroy()
-      server.close(() => resolve())
-    }),
-  })
+  track(() => new Promise<void>((resolve) => {
+    for (const socket of sockets) socket.destroy()
+    server.close(() => resolve())
+  }))
   return { url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`, requests }
 }
 
@@ -149,7 +147,7 @@ describe.runIf(usesWsCtor).each(CROSSWS_LINES)('raw upstream handshake (crossws 
       const closed = await withTimeout(client.closed, 2_000, 'client close')
       expect(closed.code).toBe(1011)
       expect(client.messages).toEqual([])
-      await waitFor(() => endings.length === 1 && upstreamClosed, 'ending recorded and upstream socket closed')
+      await waitFor(() => endings.length === 1 && upstreamClosed, { label: 'ending recorded and upstream socket closed' })
       expect(endings[0]!.cause).toBe('upstream-error')
       expect((endings[0]!.error as Error).message).toBe(message)
     })
@@ -162,7 +160,7 @@ describe.runIf(usesWsCtor).each(CROSSWS_LINES)('raw upstream handshake (crossws 
     const { server, endings } = await proxiedWithEndings(line, { target: scripted.url })
     const client = await wsConnect(`${server.url}/ws`, { protocols: ['chat'] })
     expect((await withTimeout(client.closed, 2_000, 'client close')).code).toBe(1011)
-    await waitFor(() => endings.length === 1, 'ending recorded')
+    await waitFor(() => endings.length === 1, { label: 'ending recorded' })
     expect((endings[0]!.error as Error).message).toBe('Server sent an invalid subprotocol')
   })
 
@@ -194,7 +192,7 @@ describe.runIf(usesWsCtor).each(CROSSWS_LINES)('raw upstream handshake (crossws 
     const { server, endings } = await proxiedWithEndings(line, { target: upstream.url, headers: { 'x-evil': 'a\r\nx-injected: 1' } })
     const client = await wsConnect(`${server.url}/ws`)
     expect((await withTimeout(client.closed, 2_000, 'client close')).code).toBe(1011)
-    await waitFor(() => endings.length === 1, 'ending recorded')
+    await waitFor(() => endings.length === 1, { label: 'ending recorded' })
     expect(endings[0]!.cause).toBe('setup-failed')
     expect(upstream.handshakes).toHaveLength(0)
   })
@@ -204,7 +202,7 @@ describe.runIf(usesWsCtor).each(CROSSWS_LINES)('raw upstream handshake (crossws 
     const { server, endings } = await proxiedWithEndings(line, { target: scripted.url })
     const client = await wsConnect(`${server.url}/ws`)
     expect((await withTimeout(client.closed, 2_000, 'client close')).code).toBe(1011)
-    await waitFor(() => endings.length === 1, 'ending recorded')
+    await waitFor(() => endings.length === 1, { label: 'ending recorded' })
     expect((endings[0]!.error as Error & { code?: string }).code).toBe('ECONNRESET')
   })
 
@@ -260,11 +258,15 @@ describe.runIf(usesWsCtor)('raw upstream handshake over TLS (self-signed certifi
   async function startTlsUpstream() {
     const https = createHttpsServer({ cert, key })
     const wss = new WebSocketServer({ server: https, perMessageDeflate: false })
-    const alpn: Array<string | false> = []
+    const alpn: Array<string | false | null> = []
     https.on('secureConnection', socket => alpn.push(socket.alpnProtocol))
     wss.on('connection', ws => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })))
     await new Promise<void>(resolve => https.listen(0, '127.0.0.1', resolve))
-    track({ close: () => new Promise<void>((resolve) => { wss.close(); https.closeAllConnections(); https.close(() => resolve()) }) })
+    track(() => new Promise<void>((resolve) => {
+      wss.close()
+      https.closeAllConnections()
+      https.close(() => resolve())
+    }))
     return { url: `wss://127.0.0.1:${(https.address() as AddressInfo).port}`, alpn }
   }
 
@@ -281,7 +283,7 @@ describe.runIf(usesWsCtor)('raw upstream handshake over TLS (self-signed certifi
     const { server, endings } = await proxiedWithEndings('0.3', { target: upstream.url })
     const client = await wsConnect(`${server.url}/ws`)
     expect((await withTimeout(client.closed, 3_000, 'client close')).code).toBe(1011)
-    await waitFor(() => endings.length === 1, 'ending recorded')
+    await waitFor(() => endings.length === 1, { label: 'ending recorded' })
     expect((endings[0]!.error as Error & { code?: string }).code).toBe('DEPTH_ZERO_SELF_SIGNED_CERT')
   })
 
