@@ -334,7 +334,11 @@ export function canAdoptClientSocket(Ctor: unknown): boolean {
     && typeof proto.emitClose === 'function' && typeof proto.on === 'function'
 }
 
-/** A `CONNECTING` client for `href`, or `undefined` when the instance's layout is not the known one. */
+/**
+ * A `CONNECTING` client for `href`, or `undefined` when the instance's layout is not the known one.
+ * It must get its socket ({@link setPendingStream}) before anything may close it: `close()` and
+ * `terminate()` abort the handshake on that socket.
+ */
 export function createPendingClient(Ctor: new (...args: any[]) => unknown, href: string): PendingClient | undefined {
   const ws = new Ctor(null, undefined, CLIENT_OPTIONS) as PendingInternals
   if (ws._isServer !== true || ws._socket !== null || ws._receiver !== null || ws._readyState !== 0

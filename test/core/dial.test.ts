@@ -294,3 +294,35 @@ describe.runIf(usesWsCtor)('raw upstream handshake over TLS (self-signed certifi
     await expectEcho(client, 'unverified')
   })
 })
+
+describe('the fence around the adoption (src/core/fence.ts)', () => {
+  it('adopts ws\'s own class only, and gives up for good on an instance of unknown layout', async () => {
+    const { canAdoptClientSocket, createPendingClient, readInternalsSwitch } = await import('../../src/core/fence')
+    readInternalsSwitch()
+    expect(canAdoptClientSocket(WsWebSocket)).toBe(true)
+    class Sub extends (WsWebSocket as unknown as new (...args: any[]) => object) {}
+    expect(canAdoptClientSocket(Sub)).toBe(false)
+    expect(canAdoptClientSocket(globalThis.WebSocket)).toBe(false)
+
+    // Looks like ws's class (its own methods), but its instances are not laid out like ws 8's.
+    class LookAlike {
+      static CONNECTING = 0
+      _isServer = true
+      _socket = null
+      _readyState = 0
+      setSocket() {}
+      emitClose() {}
+      terminate() {}
+      pause() {}
+      on() {}
+    }
+    expect(canAdoptClientSocket(LookAlike)).toBe(true)
+    expect(createPendingClient(LookAlike as unknown as new () => unknown, 'ws://127.0.0.1:1/')).toBeUndefined()
+    expect(canAdoptClientSocket(LookAlike)).toBe(false)
+
+    const pending = createPendingClient(WsWebSocket as unknown as new () => unknown, 'ws://127.0.0.1:1/x')!
+    expect(pending.readyState).toBe(0)
+    expect((pending as unknown as { url: string }).url).toBe('ws://127.0.0.1:1/x')
+    expect((pending as unknown as { _isServer: boolean })._isServer).toBe(false) // masks its frames
+  })
+})
