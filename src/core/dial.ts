@@ -56,7 +56,6 @@ const OWN_HEADERS = new Set(['sec-websocket-key', 'sec-websocket-version', 'conn
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 /** Handshake answers larger than this fail (Node's default header limit is 16 KiB). */
 const MAX_HEAD = 16 * 1024
-const CRLF2 = Buffer.from('\r\n\r\n')
 const SUBPROTOCOL = /^[!#$%&'*+\-.0-9A-Z^_`|a-z~]+$/
 
 // Keys: 16 random bytes each, drawn from a pool filled 64 keys at a time.
@@ -194,7 +193,7 @@ function onHandshakeData(this: { [kState]: HandshakeState }, chunk: Buffer): voi
     data = Buffer.concat(s.chunks)
   }
   // The head ends at the first CRLF CRLF; search from a little before the new bytes.
-  const end = data.indexOf(CRLF2, Math.max(0, s.size - 3))
+  const end = data.indexOf('\r\n\r\n', Math.max(0, s.size - 3), 'latin1')
   s.size = data.length
   if (end === -1) {
     if (data.length > MAX_HEAD) return fail(s, new Error('Parse Error: Header overflow'))
