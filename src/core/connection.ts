@@ -6,15 +6,16 @@ import type { ConnectionLimits, Reservation } from './limits'
 import type { UpstreamPool, UpstreamState } from './pool'
 import type { ProxyCounters } from './stats'
 import type { ProxyPeer, WebSocketProxyConnectionInfo, WebSocketProxyLegClose } from './types'
+import type { UpstreamHandlers } from './upstream'
 import { toClientCloseCode, toUpstreamCloseCode } from './close-codes'
 import { ENDINGS } from './endings'
-import { canRelayFrames, getPeerEventSocket, getPeerSocket, takeOverReading, type UpgradeSocket } from './fence'
+import { canRelayFrames, getPeerEventSocket, getPeerSocket, type NodeWebSocket, takeOverReading, type UpgradeSocket } from './fence'
 import { FrameSplitter } from './frame-splitter'
 import { Leg, READ_FRAMES, READ_HOOK, READ_MESSAGES } from './leg'
 import { RateBuckets } from './limits'
 import { toTargetUrls } from './options'
 import { textBufferCost } from './text-size'
-import { buildConstructorOptions, dialUpstream } from './upstream'
+import { buildConstructorOptions, dialUpstream, kConnection } from './upstream'
 
 /** State shared by every connection of one proxy instance. */
 export interface ProxyRuntime {
@@ -76,7 +77,7 @@ function byteSize(data: any): number {
  * through {@link ProxyConnection.accepts}; `end()` is the only way out, so each connection is
  * torn down, counted and reported exactly once.
  */
-export class ProxyConnection implements FrameTarget {
+export class ProxyConnection implements FrameTarget, UpstreamHandlers {
   phase: number
   client: Leg | undefined
   upstream: Leg | undefined
@@ -182,16 +183,17 @@ export class ProxyConnection implements FrameTarget {
   watchClientSocket(socket: UpgradeSocket): void {
     if (socket.destroyed) return this.end('client-handshake-failed')
     this.watchedSocket = socket
-    socket.once!('close', this.onClientGone)
+    ;(socket as UpgradeSocket & { [kConnection]?: ProxyConnection })[kConnection] = this
+    socket.once!('close', onClientSocketClose)
   }
 
-  private readonly onClientGone = (): void => {
+  clientGone(): void {
     this.watchedSocket = undefined
     if (this.phase & (DIALLING_FIRST | AWAITING_CLIENT)) this.end('client-handshake-failed')
   }
 
   private unwatchClientSocket(): void {
-    this.watchedSocket?.off!('close', this.onClientGone)
+    this.watchedSocket?.off!('close', onClientSocketClose)
     this.watchedSocket = undefined
   }
 
@@ -220,8 +222,9 @@ export class ProxyConnection implements FrameTarget {
     const ws = getPeerSocket(peer)
     if (ws) {
       this.client = new Leg(ws, true, true, READ_MESSAGES)
-      ws.on('message', this.fromClient)
-      ws.on('pong', this.onClientPong)
+      ;(ws as NodeWebSocket & { [kConnection]?: ProxyConnection })[kConnection] = this
+      ws.on('message', onClientMessage)
+      ws.on('pong', onClientPong)
     }
     else {
       this.client = new Leg(peer as unknown as { send: (data: any) => unknown, close: () => unknown }, false, true, READ_HOOK)
@@ -318,14 +321,7 @@ export class ProxyConnection implements FrameTarget {
       }
       const protocols = this.offer?.length ? this.offer : undefined
       this.upstreamStatus = undefined
-      const socket = dialUpstream(o, this.url, protocols, buildConstructorOptions(o, this.pp), {
-        open: this.onUpstreamOpen,
-        message: this.fromUpstream,
-        close: this.onUpstreamClose,
-        error: this.onUpstreamError,
-        pong: this.onUpstreamPong,
-        unexpectedResponse: this.onUnexpectedResponse,
-      })
+      const socket = dialUpstream(o, this.url, protocols, buildConstructorOptions(o, this.pp), this)
       this.upstreamSocket = socket
       this.upstream = new Leg(socket, !o.whatwg, false, READ_MESSAGES)
     }
@@ -337,7 +333,7 @@ export class ProxyConnection implements FrameTarget {
   // --- the relay (hot path) --------------------------------------------------------------
 
   /** A client message: relay it, or queue it while the upstream is connecting. */
-  readonly fromClient = (data: any, isBinary: boolean): void => {
+  fromClient(data: any, isBinary: boolean): void {
     const phase = this.phase
     if (this.rates !== undefined && phase & (CONNECTING | OPEN) && this.overRate(1, byteSize(data))) return
     if (phase === OPEN) {
@@ -356,7 +352,7 @@ export class ProxyConnection implements FrameTarget {
   }
 
   /** An upstream message: relay it, or keep it until the client is accepted (upstream-first). */
-  readonly fromUpstream = (data: any, isBinary: boolean): void => {
+  upstreamMessage(data: any, isBinary: boolean): void {
     const phase = this.phase
     if (phase === OPEN) {
       this.upstream!.seen = true
@@ -520,7 +516,7 @@ export class ProxyConnection implements FrameTarget {
 
   // --- events ----------------------------------------------------------------------------
 
-  private readonly onUpstreamOpen = (): void => {
+  upstreamOpen(): void {
     if (!this.accepts('upstreamOpen')) return
     clearTimeout(this.connectTimer)
     this.connectTimer = undefined
@@ -558,19 +554,19 @@ export class ProxyConnection implements FrameTarget {
     }
   }
 
-  private readonly onUpstreamClose = (code: number, reason: string, socket: unknown): void => {
+  upstreamClose(code: number, reason: string, socket: unknown): void {
     if (socket !== this.upstreamSocket) return
     if (this.phase & (CONNECTING | DIALLING_FIRST)) return this.dialFailed('upstream-error', { code, reason })
     this.end('upstream-closed', { code, reason })
   }
 
-  private readonly onUpstreamError = (error: unknown, socket: unknown): void => {
+  upstreamError(error: unknown, socket: unknown): void {
     if (socket !== this.upstreamSocket) return
     if (this.phase & (CONNECTING | DIALLING_FIRST)) return this.dialFailed('upstream-error', { error })
     this.end('upstream-error', { error })
   }
 
-  private readonly onUnexpectedResponse = (status: number, socket: unknown): void => {
+  upstreamAnswered(status: number, socket: unknown): void {
     if (socket !== this.upstreamSocket) return
     this.upstreamStatus = status
   }
@@ -610,11 +606,11 @@ export class ProxyConnection implements FrameTarget {
     this.dialNext({ name, detail })
   }
 
-  private readonly onClientPong = (): void => {
+  clientPong(): void {
     this.client!.seen = true
   }
 
-  private readonly onUpstreamPong = (): void => {
+  upstreamPong(): void {
     if (this.upstream) this.upstream.seen = true
   }
 
@@ -819,6 +815,12 @@ function received(detail: EndingDetail): WebSocketProxyLegClose {
 function onSocketData(this: { [kLeg]: Leg }, chunk: Buffer): void {
   this[kLeg].splitter!.push(chunk)
 }
+
+// Socket listeners are shared by every connection: the socket they fire on carries its connection.
+type Carrier = { [kConnection]: ProxyConnection }
+function onClientMessage(this: Carrier, data: any, isBinary: boolean): void { this[kConnection].fromClient(data, isBinary) }
+function onClientPong(this: Carrier): void { this[kConnection].clientPong() }
+function onClientSocketClose(this: Carrier): void { this[kConnection].clientGone() }
 
 // Timer and tick callbacks take the connection as an argument: no closure per connection.
 function retryPassthrough(c: ProxyConnection): void { c.startPassthrough() }

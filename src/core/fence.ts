@@ -298,3 +298,102 @@ export function markSocketBusy(socket: RawSocket | undefined): void {
   const s = socket as (RawSocket & { _isIdle?: boolean }) | undefined
   if (s && s._isIdle === true) s._isIdle = false
 }
+
+// --- ws clients opened on a socket the proxy dialled itself -------------------------------------
+
+/**
+ * A `ws` client in its `CONNECTING` state whose handshake the proxy performs itself (upstream
+ * dial). Built with ws's server-side constructor (`new WebSocket(null)`, the path its own server
+ * takes), turned into a client, then given the upgraded socket with `setSocket` once the 101 has
+ * been checked: the same calls ws's own client makes after its `http.ClientRequest` upgrade.
+ */
+export interface PendingClient extends NodeWebSocket {
+  emit: (event: string, ...args: unknown[]) => boolean
+  listenerCount: (event: string) => number
+}
+
+interface PendingInternals {
+  _isServer: boolean
+  _socket: unknown
+  _receiver: unknown
+  _readyState: number
+  _protocol: string
+  _extensions: Record<string, unknown>
+  _url: string | undefined
+  _req: unknown
+  _bufferedAmount: number
+  _errorEmitted: boolean
+  setSocket: (socket: unknown, head: Buffer, options: Record<string, unknown>) => void
+  emitClose: () => void
+}
+
+/** ws's own client defaults (initAsClient, ws 8.x), for the constructor and for `setSocket`. */
+const CLIENT_OPTIONS = Object.freeze({ autoPong: true, closeTimeout: 30_000, maxPendingAutoPongs: 60 })
+const SET_SOCKET_OPTIONS = Object.freeze({
+  allowSynchronousEvents: true,
+  maxBufferedChunks: 256 * 1024,
+  maxFragments: 16 * 1024,
+  maxPayload: 100 * 1024 * 1024,
+  skipUTF8Validation: false,
+})
+
+/** Constructors whose instances failed the layout check: never tried again. */
+const unadoptable = new WeakSet<object>()
+
+/**
+ * Whether `Ctor` is `ws`'s own `WebSocket` class, not a subclass (whose overrides the adoption
+ * would skip) or another library: the class itself defines the methods the adoption calls.
+ */
+export function canAdoptClientSocket(Ctor: unknown): boolean {
+  if (!enabled || typeof Ctor !== 'function' || unadoptable.has(Ctor)) return false
+  const c = Ctor as unknown as { CONNECTING?: unknown, prototype?: Record<string, unknown> }
+  const proto = c.prototype
+  return !!proto && c.CONNECTING === 0 && Object.hasOwn(proto, 'setSocket') && Object.hasOwn(proto, 'emitClose')
+    && Object.hasOwn(proto, 'terminate') && Object.hasOwn(proto, 'pause') && typeof proto.setSocket === 'function'
+    && typeof proto.emitClose === 'function' && typeof proto.on === 'function'
+}
+
+/**
+ * A `CONNECTING` client for `href`, or `undefined` when the instance's layout is not the known one.
+ * It must get its socket ({@link setPendingStream}) before anything may close it: `close()` and
+ * `terminate()` abort the handshake on that socket.
+ */
+export function createPendingClient(Ctor: new (...args: any[]) => unknown, href: string): PendingClient | undefined {
+  const ws = new Ctor(null, undefined, CLIENT_OPTIONS) as PendingInternals
+  if (ws._isServer !== true || ws._socket !== null || ws._receiver !== null || ws._readyState !== 0
+    || ws._protocol !== '' || typeof ws._extensions !== 'object' || ws._extensions === null
+    || Object.keys(ws._extensions).length !== 0 || !('_closeTimeout' in ws)) {
+    unadoptable.add(Ctor)
+    return undefined
+  }
+  ws._isServer = false // masks its frames, expects unmasked ones
+  ws._url = href
+  ws._bufferedAmount = 0
+  return ws as unknown as PendingClient
+}
+
+/**
+ * The socket carrying the handshake: `close()`/`terminate()` while `CONNECTING` destroy it and
+ * then emit `error` and `close`, as they do with ws's own request.
+ */
+export function setPendingStream(ws: PendingClient, socket: unknown): void {
+  (ws as unknown as PendingInternals)._req = socket
+}
+
+/** The 101 was checked: hand the socket (and bytes read past the response head) to `ws`; emits `open`. */
+export function completePendingClient(ws: PendingClient, socket: unknown, head: Buffer, protocol: string): void {
+  const w = ws as unknown as PendingInternals
+  w._req = null
+  w._protocol = protocol
+  w.setSocket(socket, head, SET_SOCKET_OPTIONS)
+}
+
+/** The handshake failed: `error` then `close` (1006), as ws's client does. */
+export function failPendingClient(ws: PendingClient, error: Error): void {
+  const w = ws as unknown as PendingInternals
+  w._req = null
+  w._readyState = 2
+  w._errorEmitted = true
+  ws.emit('error', error)
+  w.emitClose()
+}

@@ -1,21 +1,35 @@
 import type { ResolvedProxyOptions } from './options'
 import type { ProxyHeadersInit, ProxyPeer } from './types'
+import { dialRaw } from './dial'
 
-/** Handlers a connection gives to its upstream socket. */
+/** What a connection answers its upstream socket's events with (methods: no closure per dial). */
 export interface UpstreamHandlers {
-  open: () => void
-  message: (data: any, isBinary: boolean) => void
+  upstreamOpen: () => void
+  upstreamMessage: (data: any, isBinary: boolean) => void
   /** `socket`: the socket the event is from (a connection ignores sockets it gave up on). */
-  close: (code: number, reason: string, socket: unknown) => void
-  error: (error: unknown, socket: unknown) => void
-  pong: () => void
+  upstreamClose: (code: number, reason: string, socket: unknown) => void
+  upstreamError: (error: unknown, socket: unknown) => void
+  upstreamPong: () => void
   /** `ws` only: the upstream answered the handshake with a non-101 HTTP status. */
-  unexpectedResponse?: (status: number, socket: unknown) => void
+  upstreamAnswered: (status: number, socket: unknown) => void
 }
 
+/** Where a `ws` socket (upstream, or a client's under crossws) keeps the connection it belongs to. */
+export const kConnection = Symbol('nitro-ws-proxy.connection')
 
+type WsCarrier = { [kConnection]: UpstreamHandlers, terminate: () => void }
 
-
+// Listeners of `ws` upstream sockets, shared by every connection: `this` is the socket.
+function wsOpen(this: WsCarrier): void { this[kConnection].upstreamOpen() }
+function wsMessage(this: WsCarrier, data: any, isBinary: boolean): void { this[kConnection].upstreamMessage(data, isBinary) }
+function wsClose(this: WsCarrier, code: number, reason: Buffer): void { this[kConnection].upstreamClose(code, reason.toString(), this) }
+function wsError(this: WsCarrier, error: unknown): void { this[kConnection].upstreamError(error, this) }
+function wsPong(this: WsCarrier): void { this[kConnection].upstreamPong() }
+function wsUnexpectedResponse(this: WsCarrier, _req: unknown, res: { statusCode?: number }): void {
+  this[kConnection].upstreamAnswered(res.statusCode ?? 502, this)
+  // With a listener here `ws` does not fail the handshake itself: abort it, so `error` follows.
+  this.terminate()
+}
 
 function toHeaderRecord(init: ProxyHeadersInit): Record<string, string> {
   // `ws` spreads `headers` as a plain object: a `Headers` instance or pairs would vanish. A plain
@@ -60,30 +74,25 @@ export function dialUpstream(
 ): any {
   const Ctor = o.WebSocket as any
   let up: any
-  if (!o.whatwg) up = ctorOptions ? new Ctor(url, protocols, ctorOptions) : new Ctor(url, protocols)
+  // ws's own class: the raw handshake (dial.ts) when nothing needs ws's HTTP client.
+  if (!o.whatwg) up = dialRaw(Ctor, url, protocols, ctorOptions) ?? (ctorOptions ? new Ctor(url, protocols, ctorOptions) : new Ctor(url, protocols))
   // undici, Bun and Deno send handshake headers given in a `{ protocols, headers }` dictionary.
   else if (ctorOptions && o.headersInit) up = new Ctor(url, protocols ? { ...ctorOptions, protocols } : ctorOptions)
   else up = new Ctor(url, protocols)
   if (o.whatwg) {
     up.binaryType = 'arraybuffer'
-    up.addEventListener('open', handlers.open)
-    up.addEventListener('message', (event: MessageEvent) => handlers.message(event.data, typeof event.data !== 'string'))
-    up.addEventListener('close', (event: CloseEvent) => handlers.close(event.code, event.reason, up))
-    up.addEventListener('error', (event: Event & { error?: unknown }) => handlers.error(event.error ?? event, up))
+    up.addEventListener('open', () => handlers.upstreamOpen())
+    up.addEventListener('message', (event: MessageEvent) => handlers.upstreamMessage(event.data, typeof event.data !== 'string'))
+    up.addEventListener('close', (event: CloseEvent) => handlers.upstreamClose(event.code, event.reason, up))
+    up.addEventListener('error', (event: Event & { error?: unknown }) => handlers.upstreamError(event.error ?? event, up))
     return up
   }
-  up.on('open', handlers.open)
-  up.on('message', handlers.message)
-  up.on('close', (code: number, reason: Buffer) => handlers.close(code, reason.toString(), up))
-  up.on('error', (error: unknown) => handlers.error(error, up))
-  up.on('pong', handlers.pong)
-  if (handlers.unexpectedResponse) {
-    const onStatus = handlers.unexpectedResponse
-    up.on('unexpected-response', (_req: unknown, res: { statusCode?: number }) => {
-      onStatus(res.statusCode ?? 502, up)
-      // With a listener here `ws` does not fail the handshake itself: abort it, so `error` follows.
-      up.terminate()
-    })
-  }
+  up[kConnection] = handlers
+  up.on('open', wsOpen)
+  up.on('message', wsMessage)
+  up.on('close', wsClose)
+  up.on('error', wsError)
+  up.on('pong', wsPong)
+  up.on('unexpected-response', wsUnexpectedResponse)
   return up
 }

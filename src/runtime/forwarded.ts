@@ -1,6 +1,7 @@
 import type { ProxyPeer } from '../core/types'
 
 interface NodeSocketLike { remoteAddress?: string, encrypted?: boolean }
+interface NodeRequestLike { socket?: NodeSocketLike, headers?: Record<string, string | string[] | undefined> }
 
 /** Where the server sits, for what its socket can tell about the client. */
 export interface ForwardedContext {
@@ -23,36 +24,46 @@ export interface ForwardedContext {
  */
 export function forwardedHeaders(peer: ProxyPeer, context: ForwardedContext = {}): Record<string, string> {
   const { request } = peer
-  const socket = nodeSocket(request) ?? (peer as { _internal?: { nodeReq?: { socket?: NodeSocketLike } } })._internal?.nodeReq?.socket
+  const req = nodeRequest(request)
+  const socket = req?.socket ?? (peer as { _internal?: { nodeReq?: { socket?: NodeSocketLike } } })._internal?.nodeReq?.socket
   const remote = peer.remoteAddress || socket?.remoteAddress
+  // The Node request's own (plain, lower-cased) headers when there is one: reading
+  // `request.headers` on crossws 0.3 builds a `Headers` copy of them, once per connection.
+  const nodeHeaders = req?.headers
+  const header = (name: string): string | null => {
+    if (!nodeHeaders) return request.headers.get(name)
+    const value = nodeHeaders[name]
+    return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value
+  }
   const headers: Record<string, string> = {}
   if (context.devProxy && !remote) {
     headers['x-forwarded-for'] = '127.0.0.1'
     headers['x-forwarded-proto'] = 'http'
-    const host = request.headers.get('host')
+    const host = header('host')
     if (host) headers['x-forwarded-host'] = host
     return headers
   }
-  const address = remote || lastHop(request.headers.get('x-forwarded-for'))
+  const address = remote || lastHop(header('x-forwarded-for'))
   if (address) headers['x-forwarded-for'] = address
   headers['x-forwarded-proto'] = socket?.encrypted
     ? 'https'
     : remote
       ? (socket ? 'http' : protoOfUrl(request.url))
-      : (lastHop(request.headers.get('x-forwarded-proto')) === 'https' ? 'https' : 'http')
-  const host = request.headers.get('host')
+      : (lastHop(header('x-forwarded-proto')) === 'https' ? 'https' : 'http')
+  const host = header('host')
   if (host) headers['x-forwarded-host'] = host
   return headers
 }
 
 /**
- * The Node socket behind a crossws Node upgrade request (0.3: `_req`, 0.4: `runtime.node.req`).
+ * The Node request behind a crossws Node upgrade request (0.3: `_req`, 0.4: `runtime.node.req`).
  * crossws 0.4's Node peer carries a stub request without either (its URL's scheme even comes from
  * the client's `x-forwarded-proto`): the caller falls back to the peer's own `nodeReq`.
  */
-function nodeSocket(request: unknown): NodeSocketLike | undefined {
-  const r = request as { _req?: { socket?: NodeSocketLike }, runtime?: { node?: { req?: { socket?: NodeSocketLike } } } }
-  return r._req?.socket ?? r.runtime?.node?.req?.socket
+function nodeRequest(request: unknown): NodeRequestLike | undefined {
+  const r = request as { _req?: NodeRequestLike, runtime?: { node?: { req?: NodeRequestLike } } }
+  const req = r._req ?? r.runtime?.node?.req
+  return req && typeof req.headers === 'object' && req.headers !== null ? req : req?.socket ? { socket: req.socket } : undefined
 }
 
 function protoOfUrl(url: string): 'http' | 'https' {
