@@ -17,6 +17,10 @@
  *   `upgrade` hook returns, so `open` gets a peer without the connection's mapped target and
  *   nothing is relayed (the client sits on an open socket).
  *
+ * - Serverless functions `vercel`, `netlify`, `aws-lambda`: their entries hand the app one request
+ *   at a time with no WebSocket adapter (checked by building each and calling the built handler
+ *   with an upgrade request: 426). A function invocation cannot hold the upgraded socket.
+ *
  * Presets not listed here are not refused: Node presets (`node-server`, `node-cluster`, `bun`,
  * `deno-server`, …) are the tested ones; dev (`nitro-dev`, `cloudflare-dev`) runs on Node.
  *
@@ -28,9 +32,13 @@
  *   client end of the `WebSocketPair` (`_internal.ws`, the one handed to the runtime).
  * - `cloudflare-durable`: crossws 0.4.17's `handleDurableUpgrade` still drops the `context` the
  *   `upgrade` hook returns, and the peer is rebuilt from the socket on every message.
+ * - `netlify`, `aws-lambda`: as on nitropack 2, the entries pass the request to `nitroApp.fetch`
+ *   (srvx's `handleLambdaEvent` on Lambda) with no WebSocket adapter; the built handlers, called
+ *   with an upgrade request, answer 426.
  * - `vercel`: Nitro 3's entry has a WebSocket adapter (crossws's `vercel`, the node adapter on
- *   Vercel's `upgradeWebSocket` request context): not refused, not tested here (it needs
- *   Vercel's runtime).
+ *   the raw socket that Vercel's request context hands over for Vercel Functions' WebSockets, a
+ *   public beta on Fluid compute): not refused, not tested here (it needs Vercel's runtime;
+ *   outside it the adapter finds no such context and the upgrade is answered 426).
  */
 
 /** The Nitro line a preset name belongs to (`2`: nitropack 2; `3`: the `nitro` package). */
@@ -51,6 +59,12 @@ const NO_ADAPTER = (entry: string): UnsupportedPreset => ({
   instead: SERVER_PRESETS,
 })
 
+/** Serverless function presets (one invocation per request, no WebSocket adapter in the entry). */
+const SERVERLESS = (entry: string, line: string): UnsupportedPreset => ({
+  why: `${line}'s ${entry} entry is a serverless function with no WebSocket adapter: it hands the app one request at a time, so an upgrade is answered 426 Upgrade Required and no invocation holds the socket`,
+  instead: SERVER_PRESETS,
+})
+
 const CLOUDFLARE_CLOSE: UnsupportedPreset = {
   why: 'the Cloudflare adapter of crossws 0.3 (what nitropack 2 uses) closes the client end of the WebSocketPair instead of the accepted server end, so closes from the upstream, and the answers to the client\'s own close, never reach the client and connections hang open',
   instead: SERVER_PRESETS,
@@ -60,6 +74,9 @@ const CLOUDFLARE_CLOSE: UnsupportedPreset = {
 export const UNSUPPORTED_PRESETS: Readonly<Record<string, UnsupportedPreset>> = Object.freeze({
   'vercel-edge': NO_ADAPTER('vercel-edge'),
   'netlify-edge': NO_ADAPTER('netlify-edge'),
+  'vercel': SERVERLESS('vercel', 'nitropack'),
+  'netlify': SERVERLESS('netlify', 'nitropack'),
+  'aws-lambda': SERVERLESS('aws-lambda', 'nitropack'),
   'cloudflare-module': CLOUDFLARE_CLOSE,
   'cloudflare-module-legacy': CLOUDFLARE_CLOSE,
   'cloudflare-pages': CLOUDFLARE_CLOSE,
@@ -81,6 +98,9 @@ export const UNSUPPORTED_PRESETS_3: Readonly<Record<string, UnsupportedPreset>> 
     why: 'Nitro 3\'s netlify-edge entry has no WebSocket adapter: it passes every request to the app as plain HTTP, so an upgrade is answered 426 Upgrade Required',
     instead: SERVER_PRESETS,
   },
+  // Not `vercel`: Nitro 3's entry has an adapter for Vercel Functions' WebSockets (see above).
+  'netlify': SERVERLESS('netlify', 'Nitro 3'),
+  'aws-lambda': SERVERLESS('aws-lambda', 'Nitro 3'),
   'cloudflare-module': CLOUDFLARE_CLOSE_3,
   'cloudflare-pages': CLOUDFLARE_CLOSE_3,
   'cloudflare-durable': {

@@ -13,7 +13,8 @@
  * What the bridge does, and nothing more:
  * - it adds a Vite plugin whose `configureServer` runs first (`order: 'pre'`) and, only on a
  *   Vite server that has a `nitro` environment and no `httpServer`, sets `httpServer` to a
- *   stand-in event emitter, on which Nitro's plugin then attaches its listener;
+ *   stand-in event emitter, on which Nitro's plugin then attaches its listener; once it has,
+ *   `httpServer` is put back (`null`) for the plugins after it (Vite DevTools);
  * - on Nuxt's `listen` hook (the CLI's real HTTP listener) it re-emits that listener's `upgrade`
  *   and `close` events on the stand-in, so Nitro's listener sees the upgrades as it would on
  *   Vite's own server (it leaves `vite-*` subprotocols alone), except those below the app's
@@ -62,8 +63,20 @@ export function bridgeDevUpgrades(nuxt: NuxtLike): void {
       handler(server: ViteServerLike) {
         // Exactly the case Nitro's plugin cannot handle: its environment, no HTTP server.
         if (server.httpServer || !server.environments || !('nitro' in server.environments)) return
+        const previous = server.httpServer
         server.httpServer = standIn
         used = true
+        // Only Nitro's plugin may see the stand-in: put the old value back as soon as it attached
+        // its listener (synchronously, inside its `server.httpServer.on('upgrade', …)`). Plugins
+        // that run later take `httpServer` for a listening `http.Server`: Vite DevTools (Nuxt
+        // DevTools 4 on Nuxt 5) calls its `address()` and stopped `nuxi dev` with
+        // `httpServer.address is not a function`; with `null` it serves as it does without us.
+        const restore = (event: string | symbol) => {
+          if (event !== 'upgrade') return
+          standIn.off('newListener', restore)
+          if (server.httpServer === standIn) server.httpServer = previous
+        }
+        standIn.on('newListener', restore)
       },
     },
   }

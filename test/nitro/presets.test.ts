@@ -24,7 +24,7 @@ const denoServe = fileURLToPath(new URL('./deno-deploy-serve.mjs', import.meta.u
 const nitroCli = fileURLToPath(new URL('../../node_modules/nitropack/dist/cli/index.mjs', import.meta.url))
 
 /** The presets of the brief that must not build with a `wsProxy` rule. */
-const REFUSED = ['vercel-edge', 'netlify-edge', 'cloudflare-module', 'cloudflare-durable'] as const
+const REFUSED = ['vercel-edge', 'netlify-edge', 'cloudflare-module', 'cloudflare-durable', 'vercel', 'netlify', 'aws-lambda'] as const
 
 const children = new Set<ChildProcess>()
 const outDirs: string[] = []
@@ -34,7 +34,7 @@ afterAll(() => {
   for (const dir of outDirs) rmSync(dir, { recursive: true, force: true })
   // Only written if a refused preset did build (the check not wired): netlify-edge writes its
   // manifest under the app's root whatever the output dir, the CLI's vercel-edge its output.
-  for (const dir of ['.netlify', '.vercel']) rmSync(join(rootDir, dir), { recursive: true, force: true })
+  for (const dir of ['.netlify', '.vercel', 'dist']) rmSync(join(rootDir, dir), { recursive: true, force: true })
 })
 
 interface Run { code: number | null, output: string }

@@ -8,9 +8,11 @@
  *   the module passes them on, see `forwardClusterSignalsNitro3` in src/nitro/module.ts).
  * - `deno-server`, run by real Deno 2 (from npm): the shared suite, through crossws 0.4's Deno
  *   adapter wrapped by `fixDenoAdapter` (subprotocol offers, client address), and SIGTERM.
+ * - `deno-deploy`, run locally by real Deno 2 (test/nitro/deno-deploy-serve.mjs gives its
+ *   `Deno.serve` an address): the shared suite and SIGTERM.
  * - `bun`, run by real Bun 1 (from npm): the shared suite and SIGTERM.
- * - Refused presets (src/nitro/presets.ts, `UNSUPPORTED_PRESETS_3`): the build stops with the
- *   module's message.
+ * - Refused presets (src/nitro/presets.ts, `UNSUPPORTED_PRESETS_3`), the serverless `netlify`
+ *   and `aws-lambda` included: the build stops with the module's message.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -221,6 +223,16 @@ describeRuntimePreset('deno-server', 'Deno 2', async outputDir => ({
   cwd: outputDir,
 }))
 
+// Nitro 3's deno-deploy entry calls `Deno.serve(handler)` with no address (Deno Deploy picks
+// it): test/nitro/deno-deploy-serve.mjs wraps `Deno.serve` for 127.0.0.1 and a free port, then
+// imports the entry, as on nitropack 2 (test/nitro/presets.test.ts). Locally Deno also delivers
+// SIGTERM, which Deno Deploy's isolates do not get (they are stopped by the platform).
+describeRuntimePreset('deno-deploy', 'Deno 2, run locally', async outputDir => ({
+  command: await npxExecutable('deno@2', ['eval', 'console.log(Deno.execPath())']),
+  args: ['run', '-A', join(repoRoot, 'test/nitro/deno-deploy-serve.mjs'), './server/index.ts'],
+  cwd: outputDir,
+}))
+
 // Nitro 3's bun preset serves with Bun.serve (nitropack 2's runs Node's http on Bun), which
 // resolves dot segments before the app and keeps no raw request target.
 describeRuntimePreset('bun', 'Bun 1', async outputDir => ({
@@ -230,7 +242,13 @@ describeRuntimePreset('bun', 'Bun 1', async outputDir => ({
 }), { resolvesDotSegments: true })
 
 describe('Nitro 3 presets that cannot relay WebSockets', () => {
-  for (const preset of ['netlify-edge', 'cloudflare-module', 'cloudflare-pages', 'cloudflare-durable']) {
+  afterAll(async () => {
+    // Only written if a refused preset did build (the check not wired): netlify writes its
+    // `_headers` and `_redirects` into the app's `dist/` whatever the output dir.
+    await rm(join(dir, 'dist'), { recursive: true, force: true })
+  })
+
+  for (const preset of ['netlify-edge', 'cloudflare-module', 'cloudflare-pages', 'cloudflare-durable', 'netlify', 'aws-lambda']) {
     it(`refuses to build ${preset} with the reason`, async () => {
       const message = checkPreset(preset, { dev: false }, 3)!
       expect(message).toMatch(new RegExp(`^\\[nitro-ws-proxy\\] preset '${preset}' cannot run a WebSocket proxy: .+\\. Run the proxy on a server preset`))
@@ -247,5 +265,12 @@ describe('Nitro 3 presets that cannot relay WebSockets', () => {
     expect(checkPreset('deno-server', { dev: false }, 3)).toBeUndefined()
     expect(checkPreset('vercel-edge', { dev: false }, 2)).toContain('nitropack\'s vercel-edge entry')
     expect(checkPreset('netlify-edge', { dev: false }, 3)).toContain('Nitro 3\'s netlify-edge entry')
+    // Serverless functions: refused on both lines, except Nitro 3's vercel, whose entry has an
+    // adapter for Vercel Functions' WebSockets (not tested: it needs Vercel's runtime).
+    expect(checkPreset('netlify', { dev: false }, 3)).toContain('Nitro 3\'s netlify entry is a serverless function with no WebSocket adapter')
+    expect(checkPreset('aws-lambda', { dev: false }, 2)).toContain('nitropack\'s aws-lambda entry is a serverless function')
+    expect(checkPreset('vercel', { dev: false }, 2)).toContain('nitropack\'s vercel entry is a serverless function')
+    expect(checkPreset('vercel', { dev: false }, 3)).toBeUndefined()
+    expect(checkPreset('deno-deploy', { dev: false }, 3)).toBeUndefined()
   })
 })

@@ -10,6 +10,13 @@
  * entry, and this package copied as its tarball holds it (`package.json` and `dist/`). Nothing
  * from the repo's own node_modules (nitropack, h3 1) is reachable from there. Checked with the
  * real `tsc` and the app's tsconfig extending `nitro/tsconfig`.
+ *
+ * A config that lists the module by name (`modules: ['nitro-ws-proxy/nitro']`) imports nothing
+ * that declares `wsProxy`, and Nitro 3 (3.0.260903-beta) generates no types a module could add
+ * to (no `.nitro/types`, no `types:extend` hook; its `typescript` option is only the bundler's
+ * `tsConfig`). Checked here in projects of their own: without a line for the types `wsProxy` is
+ * a type error; with the line docs/nitro.md gives (`import type {} from 'nitro-ws-proxy/nitro'`,
+ * or `/// <reference types="nitro-ws-proxy/nitro" />`) the rules are typed, typos included.
  */
 import { execFile } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises'
@@ -24,9 +31,9 @@ import { fixtureDir, repoRoot } from '../nitro/harness'
 const tsc = fileURLToPath(new URL('../../node_modules/typescript/bin/tsc', import.meta.url))
 let appDir = ''
 
-function typeCheck(): Promise<{ code: number, output: string }> {
+function typeCheck(project = appDir): Promise<{ code: number, output: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [tsc, '-p', appDir], { timeout: 90_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [tsc, '-p', project], { timeout: 90_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, output: `${stdout}${stderr}` })
     })
   })
@@ -91,4 +98,52 @@ describe('types of wsProxy route rules in a Nitro 3 app', () => {
       await rm(typo, { force: true })
     }
   }, 90_000)
+
+  /**
+   * A config that lists the module by name (`modules: ['nitro-ws-proxy/nitro']`), in a project
+   * of its own (augmentations are per program: the main fixture's import would apply to it).
+   * `firstLine` is what docs/nitro.md tells such an app to add.
+   */
+  async function byNameProject(name: string, firstLine: string, wsProxyRule: string): Promise<string> {
+    const dir = join(appDir, name)
+    await mkdir(dir, { recursive: true })
+    await writeFile(join(dir, 'tsconfig.json'), JSON.stringify({ extends: 'nitro/tsconfig', include: ['nitro.config.ts'] }))
+    await writeFile(join(dir, 'nitro.config.ts'), [
+      firstLine,
+      `import { defineConfig } from 'nitro'`,
+      `export default defineConfig({`,
+      `  modules: ['nitro-ws-proxy/nitro'],`,
+      `  routeRules: {`,
+      `    '/live/**': { wsProxy: ${wsProxyRule} },`,
+      `    '/api/**': { cors: true },`,
+      `  },`,
+      `  wsProxy: { client: 'auto' },`,
+      `})`,
+      '',
+    ].join('\n'))
+    return dir
+  }
+
+  describe('module listed by name (Nitro 3 generates no types for modules to extend)', () => {
+    it('without a line for the types, wsProxy is a type error (so the docs\' line is needed)', async () => {
+      const { code, output } = await typeCheck(await byNameProject('by-name-bare', '// no types line', `'ws://127.0.0.1:9002/**'`))
+      expect(code).not.toBe(0)
+      expect(output).toMatch(/nitro\.config\.ts\(6,\d+\): error TS\d+: .*'wsProxy' does not exist in type 'RouteRuleConfig'/)
+    }, 90_000)
+
+    for (const [label, line] of [
+      ['import type {} from \'nitro-ws-proxy/nitro\'', `import type {} from 'nitro-ws-proxy/nitro'`],
+      ['/// <reference types="nitro-ws-proxy/nitro" />', `/// <reference types="nitro-ws-proxy/nitro" />`],
+    ] as const) {
+      it(`with \`${label}\`: the rules and options type-check, and a typo inside wsProxy is still an error`, async () => {
+        const slug = label.startsWith('import') ? 'import' : 'reference'
+        const good = await typeCheck(await byNameProject(`by-name-${slug}`, line, `{ target: 'ws://127.0.0.1:9002/**', connectTimeout: 5000 }`))
+        expect(good.output).toBe('')
+        expect(good.code).toBe(0)
+        const typo = await typeCheck(await byNameProject(`by-name-${slug}-typo`, line, `{ target: 'ws://127.0.0.1:9002/**', conectTimeout: 5000 }`))
+        expect(typo.code).not.toBe(0)
+        expect(typo.output).toMatch(/nitro\.config\.ts\(6,\d+\): error TS2561: .*'conectTimeout' does not exist in type 'WsProxyRuleOptions'/)
+      }, 90_000)
+    }
+  })
 })

@@ -80,6 +80,9 @@ describe('nuxi dev upgrade bridge (Nuxt 5)', () => {
       seen.push(`${req.url} ${Buffer.isBuffer(head)}`)
       socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n')
     })
+    // Once Nitro's listener is on, plugins after it see no httpServer again (as without the
+    // bridge): Vite DevTools takes one for a listening http.Server and calls its address().
+    expect(vite.httpServer).toBeNull()
     const { server, port } = await listener()
     await nuxt.callHook('listen', server)
     await nuxt.callHook('listen', server) // a second call adds no second listener
