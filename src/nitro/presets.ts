@@ -54,6 +54,9 @@ export interface UnsupportedPreset {
 
 const SERVER_PRESETS = 'Run the proxy on a server preset (node-server, node-cluster, bun, deno-server) or on deno-deploy, and point the WebSocket clients at that host.'
 
+/** How to keep rules that only serve development (dev servers are never refused). */
+const DEV_ONLY = 'Dev servers are never refused: rules meant only for development can stay if production builds leave them out (in Nuxt: under `$development: { routeRules: { ... } }`).'
+
 const NO_ADAPTER = (entry: string): UnsupportedPreset => ({
   why: `nitropack's ${entry} entry has no WebSocket adapter: it passes every request to the app as plain HTTP, so an upgrade is answered 426 Upgrade Required`,
   instead: SERVER_PRESETS,
@@ -129,5 +132,5 @@ export function checkPreset(preset: string, nitroOptions: { dev?: boolean } = {}
   const table = line === 3 ? UNSUPPORTED_PRESETS_3 : UNSUPPORTED_PRESETS
   const entry = Object.hasOwn(table, preset) ? table[preset] : undefined
   if (!entry) return undefined
-  return `[nitro-ws-proxy] preset '${preset}' cannot run a WebSocket proxy: ${entry.why}. ${entry.instead}`
+  return `[nitro-ws-proxy] preset '${preset}' cannot run a WebSocket proxy: ${entry.why}. ${entry.instead} ${DEV_ONLY}`
 }
