@@ -69,6 +69,7 @@ export default function resolveOncePerConnection(nitroApp: { h3App: { websocket?
     const key = connectionKey(info)
     if (!key) return resolveFresh(info)
     const url = urlOf(info as ResolveInfo)
+    if (url === undefined) return resolveFresh(info)
     const known = resolutions.get(key)
     if (known) return known.url === url ? known.hooks : resolveFresh(info)
     const hooks = resolveFresh(info)
@@ -87,7 +88,16 @@ function connectionKey(info: unknown): object | undefined {
   return context && typeof context === 'object' ? context : info
 }
 
-/** The URL h3's `resolve` routes on (the same expression). */
+/**
+ * The URL h3's `resolve` routes on (the same expression); `undefined` when reading it throws (a
+ * runtime whose request is closed after the 101): such a call is resolved uncached, and h3's
+ * own read rejects its promise, as without this plugin, instead of throwing into the adapter.
+ */
 function urlOf(info: ResolveInfo): unknown {
-  return info.request?.url || info.url
+  try {
+    return info.request?.url || info.url
+  }
+  catch {
+    return undefined
+  }
 }

@@ -12,8 +12,8 @@ import resolveOncePerConnection from '../../src/runtime/unmatched'
 type Hooks = Record<string, (...args: unknown[]) => unknown>
 
 function setup() {
-  const live = { upgrade: () => {}, open: () => 'live', message: () => {} }
-  const other = { open: () => 'other' }
+  const live = { upgrade: () => {}, open: () => {}, message: () => {} }
+  const other = { open: () => {} }
   const app = createApp()
   const router = createRouter()
     .get('/live/**', defineWebSocketHandler(live))
@@ -119,5 +119,14 @@ describe('hooks resolved once per connection (nitropack 2, crossws 0.3)', () => 
     // Keyed by the peer itself: the same peer is routed once.
     expect(resolve(peer)).toBe(resolve(peer))
     expect(routed()).toBe(1)
+  })
+
+  it('never throws into the adapter when the request can no longer be read (rejects, as h3 alone does)', async () => {
+    const { resolve } = setup()
+    const closed = { get url(): string { throw new TypeError('Request closed') } }
+    const peer = { request: closed, context: {}, send() {}, close() {} }
+    let result: Promise<Hooks> | undefined
+    expect(() => { result = resolve(peer) }).not.toThrow()
+    await expect(result).rejects.toThrow('Request closed')
   })
 })
