@@ -244,7 +244,8 @@ function applyRules(nitro: Nitro, options: WsProxyModuleOptions): NormalizedWsPr
   if (observe.metricsPath) registerMetricsEndpoint(nitro, runtimeDir, observe.metricsPath, rules, line)
   if (nitro.options.dev) registerDevtoolsRoutes(nitro, runtimeDir)
   if (line === 2) {
-    // Shutdown drain (runtime/plugin-nitropack.ts) and the 404 for unmatched upgrades.
+    // Shutdown drain (runtime/plugin-nitropack.ts); hooks resolved once per connection and the 404
+    // for unmatched upgrades (runtime/unmatched.ts).
     for (const plugin of [`${runtimeDir}plugin-nitropack.mjs`, `${runtimeDir}unmatched.mjs`]) {
       if (!nitro.options.plugins.includes(plugin)) nitro.options.plugins.push(plugin)
     }

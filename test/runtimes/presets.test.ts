@@ -9,7 +9,9 @@
  * - `'/private/**'` → `<upstream>/private/**`, `auth: { session: true }` (name `private`)
  * and a `ws-proxy:auth` plugin that adds `x-user-id` from the session's user.
  */
+import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
+import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { WebSocket } from 'ws'
 import { generatePassword } from '../auth/helpers'
@@ -24,6 +26,9 @@ const user = { id: 7, name: 'Zoë' }
 /** Clients of the concurrency test, and messages each one sends. */
 const CROWD = 200
 const CROWD_MESSAGES = 5
+/** Clients of the message-order test, and the sequence-numbered messages each sends back-to-back. */
+const ORDER_CLIENTS = 20
+const ORDER_MESSAGES = 500
 /** How long a runtime gets, from SIGTERM, to close its clients with 1001 and exit. */
 const SHUTDOWN_DEADLINE = 10_000
 
@@ -260,6 +265,54 @@ describe.each(PRESETS)('%s', (preset: Preset) => {
     expect(handshakesSince(before).map(h => h.url).sort()).toEqual(Array.from({ length: CROWD }, (_, i) => `/echo/crowd/${i}`).sort())
   }, 90_000)
 
+  // crossws 0.3 runs a hook once its hook resolution settles: a peer's messages stay in order only
+  // if no message's resolution can settle before an earlier one's (runtime/unmatched.ts).
+  // `NITRO_WS_PROXY_INTERNALS=0` forces node-server onto the message-hook path as well.
+  const orderRuns = preset === 'node-server' ? [false, true] : [false]
+  it.each(orderRuns)(`keeps each client's ${ORDER_MESSAGES} back-to-back messages in order (${ORDER_CLIENTS} clients; internals off: %s)`, async (internalsOff) => {
+    const target = internalsOff ? await startRuntime(preset, { ...env(), NITRO_WS_PROXY_INTERNALS: '0' }) : server!
+    try {
+      const clients = await Promise.all(Array.from({ length: ORDER_CLIENTS }, (_, i) => wsConnect(`${target.wsUrl}/live/order/${i}`, { timeout: 20_000 })))
+      // Every client's whole burst in one synchronous loop: many frames per TCP chunk.
+      for (const client of clients) {
+        for (let n = 0; n < ORDER_MESSAGES; n++) client.send(String(n))
+      }
+      await expect.poll(() => clients.reduce((sum, c) => sum + c.messages.length, 0), { timeout: 30_000, interval: 50 })
+        .toBe(ORDER_CLIENTS * ORDER_MESSAGES)
+      const expected = Array.from({ length: ORDER_MESSAGES }, (_, n) => String(n))
+      const outOfOrder = clients.flatMap((c, i) => {
+        const got = c.messages.map(m => m.text)
+        const at = got.findIndex((text, n) => text !== expected[n])
+        return at === -1 ? [] : [`#${i} at ${at}: ${got.slice(Math.max(0, at - 2), at + 3).join(',')}`]
+      })
+      expect(outOfOrder).toEqual([])
+      await Promise.allSettled(clients.map(c => c.close()))
+    }
+    finally {
+      if (internalsOff) await target.kill()
+    }
+  }, 90_000)
+
+  // The harder case for that order: frames sent in the same write as the upgrade request (a
+  // client that does not wait for the 101), so the server reads them with the connection itself,
+  // while the open hook's resolution may still be pending.
+  it.each(orderRuns)(`keeps the order of ${ORDER_MESSAGES} frames sent with the upgrade request (${ORDER_CLIENTS} clients; internals off: %s)`, async (internalsOff) => {
+    const target = internalsOff ? await startRuntime(preset, { ...env(), NITRO_WS_PROXY_INTERNALS: '0' }) : server!
+    try {
+      const expected = Array.from({ length: ORDER_MESSAGES }, (_, n) => String(n))
+      const results = await Promise.all(Array.from({ length: ORDER_CLIENTS }, (_, i) =>
+        pipelinedEchoes(target.port, `/live/order-pipelined/${i}`, expected, 20_000)))
+      const outOfOrder = results.flatMap((got, i) => {
+        const at = got.findIndex((text, n) => text !== expected[n])
+        return at === -1 && got.length === expected.length ? [] : [`#${i} at ${at}: ${got.slice(Math.max(0, at - 2), at + 3).join(',')} (${got.length} received)`]
+      })
+      expect(outOfOrder).toEqual([])
+    }
+    finally {
+      if (internalsOff) await target.kill()
+    }
+  }, 90_000)
+
   it(`closes a connected client with 1001 and exits within ${SHUTDOWN_DEADLINE / 1000} s of SIGTERM${preset === 'node-cluster' ? ' (to the primary only)' : ''}`, async () => {
     const shuttingDown = await startRuntime(preset, env())
     try {
@@ -298,3 +351,73 @@ describe.each(PRESETS)('%s', (preset: Preset) => {
     }
   }, 90_000)
 })
+
+/** A masked client text frame (payload under 126 bytes). */
+function clientTextFrame(text: string): Buffer {
+  const payload = Buffer.from(text)
+  const mask = randomBytes(4)
+  const frame = Buffer.alloc(6 + payload.length)
+  frame[0] = 0x81
+  frame[1] = 0x80 | payload.length
+  mask.copy(frame, 2)
+  for (let i = 0; i < payload.length; i++) frame[6 + i] = payload[i]! ^ mask[i % 4]!
+  return frame
+}
+
+/**
+ * Raw client: the upgrade request and `texts` as frames in one write, then the texts of the
+ * server's frames until as many arrived (or the socket ended), then a close frame.
+ */
+function pipelinedEchoes(port: number, path: string, texts: string[], timeout: number): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    const received: string[] = []
+    let buffer = Buffer.alloc(0)
+    let head = true
+    const timer = setTimeout(() => finish(new Error(`${path}: ${received.length} of ${texts.length} echoes after ${timeout} ms`)), timeout)
+    function finish(error?: Error) {
+      clearTimeout(timer)
+      socket.destroy()
+      error ? reject(error) : resolve(received)
+    }
+    socket.on('error', finish)
+    socket.on('close', () => finish())
+    socket.on('data', (chunk) => {
+      buffer = Buffer.concat([buffer, chunk])
+      if (head) {
+        const end = buffer.indexOf('\r\n\r\n')
+        if (end === -1) return
+        const status = buffer.subarray(0, buffer.indexOf('\r\n')).toString()
+        if (!/^HTTP\/1\.1 101 /.test(status)) return finish(new Error(`${path}: ${status}`))
+        buffer = buffer.subarray(end + 4)
+        head = false
+      }
+      // Unmasked server frames with a 7- or 16-bit length; a close ends the read.
+      while (buffer.length >= 2) {
+        const opcode = buffer[0]! & 0x0F
+        let length = buffer[1]! & 0x7F
+        let offset = 2
+        if (length === 126) {
+          if (buffer.length < 4) return
+          length = buffer.readUInt16BE(2)
+          offset = 4
+        }
+        if (buffer.length < offset + length) return
+        const payload = buffer.subarray(offset, offset + length)
+        buffer = buffer.subarray(offset + length)
+        if (opcode === 0x8) return finish()
+        // Binary too: on crossws 0.3's message-hook path a client's text frame goes on as binary.
+        if (opcode === 0x1 || opcode === 0x2) received.push(payload.toString())
+        if (received.length === texts.length) {
+          socket.end(Buffer.from([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8]))
+          return finish()
+        }
+      }
+    })
+    socket.on('connect', () => {
+      const request = `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`
+        + `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`
+      socket.write(Buffer.concat([Buffer.from(request), ...texts.map(clientTextFrame)]))
+    })
+  })
+}
