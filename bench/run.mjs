@@ -15,7 +15,7 @@
 // once with the node-server preset into a cache folder under the OS temp directory (reused while
 // dist/ and the app are unchanged) and started per cell as `node .output/server/index.mjs`.
 // nitro3: bench/nitro3-app, the same rule in a Nitro 3 app built with
-// the `nitro` package of test/fixtures/nitro3-app (bench/nitro-build.mjs with that package's builder), cached and started the
+// the `nitro` package of test/fixtures/nitro3-app (test/nitro/build-preset.mjs with that package's builder), cached and started the
 // same way; its CPU per 64 B message is compared with nitro-0.3's in the same run.
 // The scale workload (N connections, one 64 B message a second each) is opt-in:
 // `--workloads=scale`; N is 10,000 or what the open-file limit allows (--scale-connections=<n>).
@@ -39,6 +39,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
 const MiB = 1024 * 1024
+/** Builds a Nitro app with a preset, either line (shared with test/nitro/presets.test.ts). */
+const BUILD_SCRIPT = join(root, 'test/nitro/build-preset.mjs')
+
 const UPLOAD_RSS_LIMIT = 200 * MiB // the upload workload's requirement for ours (peak RSS below this)
 const CPU_VS_BASE_LIMIT = 1.1 // ours ÷ base CPU per message, small and large
 const SNAPSHOTS = join(root, 'node_modules/.cache/nitro-ws-proxy-bench')
@@ -273,7 +276,7 @@ function prepareNitro() {
   if (!existsSync(join(distDir, 'nitro.mjs'))) throw new Error('dist/nitro.mjs is missing (run `npm run build`).')
   const nitropack = JSON.parse(readFileSync(createRequire(join(root, 'package.json')).resolve('nitropack/package.json'), 'utf8')).version
   const hash = createHash('sha256')
-  for (const file of [...listFiles(distDir), ...listFiles(app), join(here, 'nitro-build.mjs')])
+  for (const file of [...listFiles(distDir), ...listFiles(app), BUILD_SCRIPT])
     hash.update(relative(root, file)).update('\0').update(readFileSync(file)).update('\0')
   hash.update(`${nitropack}\0${process.version}`)
   const key = hash.digest('hex').slice(0, 16)
@@ -291,7 +294,7 @@ function prepareNitro() {
   rmSync(tmp, { recursive: true, force: true })
   console.log(`[bench] nitro-0.3: building bench/nitro-app into ${dir} ...`)
   const t0 = performance.now()
-  const r = spawnSync(process.execPath, [join(here, 'nitro-build.mjs'), app, tmp], { cwd: root, encoding: 'utf8', timeout: 300_000, maxBuffer: 64 * MiB })
+  const r = spawnSync(process.execPath, [BUILD_SCRIPT, app, 'node-server', tmp], { cwd: root, encoding: 'utf8', timeout: 300_000, maxBuffer: 64 * MiB })
   if (r.status !== 0 || !existsSync(join(tmp, 'output/server/index.mjs'))) {
     rmSync(tmp, { recursive: true, force: true })
     const out = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n').slice(-5).join(' / ')
@@ -322,7 +325,7 @@ function prepareNitro3() {
   }
   const nitro = JSON.parse(readFileSync(join(nitroDir, 'package.json'), 'utf8')).version
   const hash = createHash('sha256')
-  for (const file of [...listFiles(distDir), ...listFiles(app), join(here, 'nitro-build.mjs')])
+  for (const file of [...listFiles(distDir), ...listFiles(app), BUILD_SCRIPT])
     hash.update(relative(root, file)).update('\0').update(readFileSync(file)).update('\0')
   hash.update(`nitro ${nitro}\0${process.version}`)
   const dir = join(os.tmpdir(), 'nitro-ws-proxy-bench-nitro', `v3-${hash.digest('hex').slice(0, 16)}`)
@@ -333,7 +336,7 @@ function prepareNitro3() {
   rmSync(tmp, { recursive: true, force: true })
   console.log(`[bench] nitro3: building bench/nitro3-app into ${dir} ...`)
   const t0 = performance.now()
-  const r = spawnSync(process.execPath, [join(here, 'nitro-build.mjs'), app, tmp, nitroDir], { cwd: root, encoding: 'utf8', timeout: 300_000, maxBuffer: 64 * MiB })
+  const r = spawnSync(process.execPath, [BUILD_SCRIPT, app, 'node-server', tmp, nitroDir], { cwd: root, encoding: 'utf8', timeout: 300_000, maxBuffer: 64 * MiB })
   if (r.status !== 0 || !existsSync(join(tmp, 'output/server/index.mjs'))) {
     rmSync(tmp, { recursive: true, force: true })
     throw new Error(`building bench/nitro3-app failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`}): ${`${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n').slice(-5).join(' / ')}`)

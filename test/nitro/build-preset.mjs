@@ -1,13 +1,20 @@
 // Builds a fixture with a Nitro preset, like `nitropack build` (prepare, public assets, prerender,
 // build), into <outDir>/output with its build dir in <outDir>/build: outside the fixture, so
 // presets that write next to the app (`.vercel/`, `.netlify/`, `dist/`) leave it untouched.
-// Used by test/nitro/presets.test.ts as a child process (killed by pid on timeout).
-// Usage: node build-preset.mjs <rootDir> <preset> <outDir>. Exit code 1 and the error on stderr
-// when the build fails.
-import { build, copyPublicAssets, createNitro, prepare, prerender } from 'nitropack/core'
+// Used by test/nitro/presets.test.ts and by the benchmark (bench/run.mjs: the nitro-0.3 and
+// nitro3 targets) as a child process (killed by pid on timeout).
+// Usage: node build-preset.mjs <rootDir> <preset> <outDir> [<Nitro 3 package dir>]: with the
+// last argument, that `nitro` package's builder (Nitro 3), else nitropack 2's. Exit code 1 and
+// the error on stderr when the build fails.
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 
-const [rootDir, preset, outDir] = process.argv.slice(2)
+const [rootDir, preset, outDir, nitroDir] = process.argv.slice(2)
 try {
+  // Both lines' builders export the same five functions.
+  const { build, copyPublicAssets, createNitro, prepare, prerender } = nitroDir
+    ? await import(pathToFileURL(join(nitroDir, 'dist/builder.mjs')).href)
+    : await import('nitropack/core')
   const nitro = await createNitro({
     rootDir,
     preset,
